@@ -1,0 +1,42 @@
+//! `tandem-bench`: prints one figure per line, each beside a baseline measured in the same run.
+#![allow(clippy::print_stdout)]
+
+mod envelope;
+mod store;
+
+use clap::{Parser, ValueEnum};
+
+/// Which benchmark group to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Group {
+    /// Everything below.
+    All,
+    /// Sealing and opening envelopes over pairwise sessions.
+    Envelope,
+    /// The local store: inserts, search, paging, SQLCipher overhead.
+    Store,
+}
+
+/// Tandem's benchmarks (run them with `--release`).
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// The group to run.
+    #[arg(value_enum, default_value = "all")]
+    group: Group,
+    /// Smaller data sets (for a smoke run); the README's figures come from full runs.
+    #[arg(long)]
+    quick: bool,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let mut out = std::io::stdout().lock();
+    if matches!(args.group, Group::All | Group::Envelope) {
+        envelope::run(&mut out, args.quick)?;
+    }
+    if matches!(args.group, Group::All | Group::Store) {
+        store::run(&mut out, args.quick)?;
+    }
+    Ok(())
+}
