@@ -1,0 +1,143 @@
+use super::*;
+use std::cell::Cell;
+
+/// A fake target directory: `<root>/target/<profile>/deps/conformance-1234`.
+fn fake_target(profile: &str) -> (tempfile::TempDir, PathBuf) {
+    let root = tempfile::tempdir().unwrap();
+    let deps = root.path().join("target").join(profile).join("deps");
+    std::fs::create_dir_all(&deps).unwrap();
+    let exe = deps.join("conformance-1234");
+    std::fs::write(&exe, b"").unwrap();
+    (root, exe)
+}
+
+#[test]
+fn an_already_built_binary_is_found_without_building() {
+    let (root, exe) = fake_target("debug");
+    let built = root.path().join("target/debug/tandem");
+    std::fs::write(&built, b"").unwrap();
+    let path = find_or_build(&exe, root.path(), "tandem", false, |_| {
+        Err("must not build".to_owned())
+    })
+    .unwrap();
+    assert_eq!(path, built);
+}
+
+#[test]
+fn under_cargo_an_existing_binary_is_rebuilt_first_so_it_is_never_stale() {
+    let (root, exe) = fake_target("debug");
+    let built = root.path().join("target/debug/tandem");
+    std::fs::write(&built, b"old").unwrap();
+    let path = find_or_build(&exe, root.path(), "tandem", true, |plan| {
+        std::fs::write(plan.profile_dir.join("tandem"), b"new").unwrap();
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(std::fs::read(path).unwrap(), b"new");
+    // A failing build is reported even though an old binary exists.
+    let failed = find_or_build(
+        &exe,
+        root.path(),
+        "tandem",
+        true,
+        |_| Err("boom".to_owned()),
+    );
+    assert!(matches!(failed, Err(Error::Build { .. })));
+}
+
+#[test]
+fn a_missing_binary_is_built_into_the_same_target_and_profile() {
+    let (root, exe) = fake_target("debug");
+    let builds = Cell::new(0);
+    let path = find_or_build(&exe, root.path(), "tandem-phone", false, |plan| {
+        builds.set(builds.get() + 1);
+        assert_eq!(plan.workspace, root.path());
+        assert_eq!(plan.target_dir, root.path().join("target"));
+        assert!(plan.profile_args.is_empty());
+        let args: Vec<String> = plan
+            .args()
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            args,
+            [
+                "build",
+                "-p",
+                "tandem-cli",
+                "--bins",
+                "--target-dir",
+                &root.path().join("target").display().to_string(),
+            ]
+        );
+        std::fs::write(plan.profile_dir.join("tandem-phone"), b"").unwrap();
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(builds.get(), 1);
+    assert_eq!(path, root.path().join("target/debug/tandem-phone"));
+}
+
+#[test]
+fn build_failures_and_still_missing_binaries_are_errors() {
+    let (root, exe) = fake_target("debug");
+    let failed = find_or_build(&exe, root.path(), "tandem", false, |_| {
+        Err("exit 101".to_owned())
+    });
+    assert!(matches!(failed, Err(Error::Build { reason }) if reason == "exit 101"));
+    let missing = find_or_build(&exe, root.path(), "nope", false, |_| Ok(())).unwrap_err();
+    assert!(matches!(missing, Error::BinaryMissing { ref name, .. } if name == "nope"));
+    assert!(
+        missing.to_string().contains("target/debug/nope"),
+        "{missing}"
+    );
+}
+
+#[test]
+fn release_and_custom_profiles_pass_their_flags() {
+    let (root, exe) = fake_target("release");
+    assert_eq!(
+        BuildPlan::for_test_exe(&exe, root.path()).profile_args,
+        ["--release"]
+    );
+    let (root, exe) = fake_target("fast-test");
+    let plan = BuildPlan::for_test_exe(&exe, root.path());
+    assert_eq!(plan.profile_args, ["--profile", "fast-test"]);
+    assert_eq!(plan.profile_dir, root.path().join("target/fast-test"));
+}
+
+#[test]
+fn a_guarded_child_is_killed_and_reaped_on_drop() {
+    let guard = ChildGuard::spawn(Command::new("sleep").arg("30")).unwrap();
+    let proc_dir = PathBuf::from(format!("/proc/{}", guard.id()));
+    assert!(proc_dir.exists());
+    drop(guard);
+    assert!(
+        !proc_dir.exists(),
+        "the child is still there (running or a zombie)"
+    );
+}
+
+#[test]
+fn wait_timeout_reports_an_exit_or_that_it_still_runs() {
+    let mut quick = ChildGuard::spawn(&mut Command::new("true")).unwrap();
+    assert!(
+        quick
+            .wait_timeout(WAIT_FOR_TRUE)
+            .unwrap()
+            .unwrap()
+            .success()
+    );
+    let mut slow = ChildGuard::spawn(Command::new("sleep").arg("30")).unwrap();
+    assert_eq!(slow.wait_timeout(Duration::from_millis(50)).unwrap(), None);
+    let status = slow.kill().unwrap();
+    assert!(!status.success());
+}
+
+#[test]
+fn a_program_that_does_not_exist_is_an_io_error_naming_it() {
+    let err = ChildGuard::spawn(&mut Command::new("/nonexistent/tandem")).unwrap_err();
+    assert!(err.to_string().contains("/nonexistent/tandem"), "{err}");
+}
+
+const WAIT_FOR_TRUE: Duration = Duration::from_secs(5);
