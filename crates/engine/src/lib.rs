@@ -1,1 +1,85 @@
-//! See the crate description.
+//! The Tandem engine: the running client that `tandem-phone`, `tandem` and the desktop app
+//! share. It opens a device's home directory (the encrypted store inside), creates the account
+//! on the primary, imports chat exports and synthetic history, and answers the read commands
+//! (`status`, `chats`, `history`, `search`) with serializable views.
+//!
+//! Front ends parse arguments and print; everything they show comes from here.
+
+mod account;
+mod error;
+mod home;
+mod import;
+mod read;
+pub mod synth;
+mod views;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+use tandem_store::{KeySource, Store};
+
+pub use account::AccountCreated;
+pub use error::{Error, Result};
+pub use home::{Role, default_home};
+pub use import::ImportOptions;
+pub use views::{
+    ChatView, GenerateReport, ImportReport, MessageView, SearchHitView, Status, SyncView,
+};
+
+/// One device's engine over its home directory.
+#[derive(Debug)]
+pub struct Engine {
+    home: PathBuf,
+    key_source: KeySource,
+    store: Mutex<Store>,
+}
+
+impl Engine {
+    /// Opens (creating if needed) the device's home directory and its encrypted store.
+    pub fn open(home: &Path) -> Result<Self> {
+        create_private_dir(home)?;
+        let (store, key_source) = Store::open_in_home(home)?;
+        Ok(Self {
+            home: home.to_path_buf(),
+            key_source,
+            store: Mutex::new(store),
+        })
+    }
+
+    /// The home directory this engine runs in.
+    #[must_use]
+    pub fn home(&self) -> &Path {
+        &self.home
+    }
+
+    /// Where the store's key is kept (OS keychain or key file).
+    #[must_use]
+    pub fn key_source(&self) -> KeySource {
+        self.key_source
+    }
+
+    /// The store, for this thread's turn. A panic while it was held elsewhere cannot leave it
+    /// inconsistent (every write is one transaction), so a poisoned lock is taken over.
+    fn store(&self) -> MutexGuard<'_, Store> {
+        self.store.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Creates `dir` (and parents) readable by its owner only.
+fn create_private_dir(dir: &Path) -> Result<()> {
+    let fail = |source| Error::Home { path: dir.to_path_buf(), source };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(fail)
+    }
+    #[cfg(not(unix))]
+    {
+        std::fs::create_dir_all(dir).map_err(fail)
+    }
+}
+
+/// Milliseconds since the Unix epoch, from the system clock (the engine's one clock).
+fn now_ms() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
+}

@@ -1,0 +1,104 @@
+//! What the engine hands to its callers (the CLIs' `--json` output and the desktop app): plain
+//! serializable views with stable field names. Ids are strings (hyphenated UUIDs), times Unix ms.
+
+use serde::Serialize;
+
+/// One chat in the chat list: `{"id","name","kind","messages","last_ts"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChatView {
+    /// The chat id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// `"direct"` or `"group"`.
+    pub kind: &'static str,
+    /// How many messages the local store holds for it.
+    pub messages: u64,
+    /// Time of the newest message, if any.
+    pub last_ts: Option<i64>,
+}
+
+/// One message: `{"id","chat","sender","from_me","ts","kind","text"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MessageView {
+    /// The message id.
+    pub id: String,
+    /// The chat id.
+    pub chat: String,
+    /// Who wrote it (a display name); `null` for system messages without an author.
+    pub sender: Option<String>,
+    /// Whether this account wrote it.
+    pub from_me: bool,
+    /// Sender time, Unix milliseconds.
+    pub ts: i64,
+    /// `"text"`, `"system"`, `"media"`, `"deleted"` or `"unsupported"`.
+    pub kind: String,
+    /// The text (for media: the caption, or the file name when there is no caption).
+    pub text: String,
+}
+
+/// One search hit: a [`MessageView`] plus the chat's name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SearchHitView {
+    /// The message.
+    #[serde(flatten)]
+    pub message: MessageView,
+    /// The name of the chat it is in.
+    pub chat_name: String,
+}
+
+/// Progress of the history sync.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SyncView {
+    /// `"none"` (nothing to sync), `"running"` or `"complete"`.
+    pub state: &'static str,
+    /// Messages synced so far.
+    pub done: u64,
+    /// Messages the sync will bring in all.
+    pub total: u64,
+}
+
+/// `status`: `{"account","device","linked","mode","chats","messages","sync":{...}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Status {
+    /// The account id, once there is one on this device.
+    pub account: Option<String>,
+    /// This device's id (`account.index`), once it has one.
+    pub device: Option<String>,
+    /// Whether this device belongs to an account (the primary always does once initialised).
+    pub linked: bool,
+    /// `"primary"`, `"multi-device"`, `"bridge"`, or `"unlinked"`.
+    pub mode: &'static str,
+    /// Chats in the local store.
+    pub chats: u64,
+    /// Messages in the local store.
+    pub messages: u64,
+    /// History sync progress.
+    pub sync: SyncView,
+}
+
+/// What importing one file did: `{"file","format","chat","messages","added"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ImportReport {
+    /// The file as given.
+    pub file: String,
+    /// `"whatsapp-android"`, `"whatsapp-ios"` or `"telegram"`.
+    pub format: &'static str,
+    /// The chat's name (for a whole-account Telegram export: the chat names joined with ", ").
+    pub chat: String,
+    /// Records found in the file (one message each).
+    pub messages: u64,
+    /// Messages that were new to the store (0 on a re-import).
+    pub added: u64,
+}
+
+/// What `generate` did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GenerateReport {
+    /// Chats created or extended.
+    pub chats: u64,
+    /// Messages generated.
+    pub messages: u64,
+    /// Messages that were new to the store.
+    pub added: u64,
+}
