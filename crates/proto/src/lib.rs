@@ -1,1 +1,29 @@
-//! See the crate description.
+//! `tandem-proto`: Tandem's wire format. Sans-I/O: bytes in, bytes out, `now_ms` as a
+//! parameter.
+//!
+//! What each module owns:
+//! - [`header`] owns the fixed 125-byte envelope header, its flags and kinds, and the strict
+//!   envelope decoder ([`Envelope::decode`]).
+//! - [`body`] owns the message bodies and their postcard encoding.
+//! - [`envelope`] owns sealing a body for one device and opening a received envelope.
+//! - [`message_id`] owns message ids (UUIDv7, and derived UUIDv8 for imported history).
+//! - [`replay`] owns replay detection by message id.
+//!
+//! The byte layout is specified in `docs/envelope.md`.
+
+pub mod body;
+pub mod envelope;
+mod error;
+pub mod header;
+pub mod message_id;
+pub mod replay;
+
+pub use body::{Body, ChatId, ChatRef, LocalChat, ReceiptKind};
+pub use envelope::{Opened, OpenedBody, SealParams, open_envelope, seal_envelope};
+pub use error::{Error, Result};
+pub use header::{Envelope, EnvelopeHeader, Flags, Kind};
+pub use message_id::MessageId;
+pub use replay::{MemoryReplayGuard, Replay, ReplayGuard};
+
+#[cfg(test)]
+mod testkit;
