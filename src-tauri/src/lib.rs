@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
-use tandem_engine::Engine;
+use tandem_engine::{Engine, Role};
 
 /// Command-line options of `tandem-desktop`.
 #[derive(Debug, Parser)]
@@ -31,7 +31,7 @@ pub fn run() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
-    let home = match args.home.map_or_else(tandem_engine::default_home, Ok) {
+    let home = match args.home.map_or_else(|| tandem_engine::default_home(Role::Desktop), Ok) {
         Ok(home) => home,
         Err(e) => return fail(&e),
     };
