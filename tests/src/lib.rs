@@ -11,6 +11,7 @@
 //! `TANDEM_SKIP_MOSQUITTO=1` is set (see [`Mosquitto::start_or_skip`]).
 
 pub mod brokers;
+pub mod cli;
 mod error;
 pub mod mosquitto;
 pub mod mqtt;

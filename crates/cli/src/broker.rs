@@ -9,28 +9,53 @@ use tandem_net::EmbeddedBroker;
 /// port 0 was asked for), and returns once a stop signal arrives.
 pub fn run(listen: SocketAddr) -> anyhow::Result<()> {
     let broker = EmbeddedBroker::start(listen)?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    // The handlers are in place before the address is printed: whoever reads the address may
+    // signal at once.
+    let stop = runtime.block_on(async { StopSignal::install() })?;
     {
         let mut out = std::io::stdout().lock();
         writeln!(out, "listening on mqtt://{}", broker.local_addr())?;
         out.flush()?;
     }
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    runtime.block_on(stop_signal())?;
+    runtime.block_on(stop.recv())?;
     crate::output::line("broker stopped")?;
     Ok(())
 }
 
+/// SIGINT (Ctrl-C) and SIGTERM, registered up front.
 #[cfg(unix)]
-async fn stop_signal() -> std::io::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate())?;
-    tokio::select! {
-        r = tokio::signal::ctrl_c() => r,
-        _ = term.recv() => Ok(()),
+struct StopSignal {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+#[cfg(unix)]
+impl StopSignal {
+    fn install() -> std::io::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self { interrupt: signal(SignalKind::interrupt())?, terminate: signal(SignalKind::terminate())? })
+    }
+
+    async fn recv(mut self) -> std::io::Result<()> {
+        tokio::select! {
+            _ = self.interrupt.recv() => Ok(()),
+            _ = self.terminate.recv() => Ok(()),
+        }
     }
 }
 
+/// Ctrl-C where there are no Unix signals.
 #[cfg(not(unix))]
-async fn stop_signal() -> std::io::Result<()> {
-    tokio::signal::ctrl_c().await
+struct StopSignal;
+
+#[cfg(not(unix))]
+impl StopSignal {
+    fn install() -> std::io::Result<Self> {
+        Ok(Self)
+    }
+
+    async fn recv(self) -> std::io::Result<()> {
+        tokio::signal::ctrl_c().await
+    }
 }

@@ -99,6 +99,22 @@ pub fn exit_with(e: &anyhow::Error) -> std::process::ExitCode {
     if closed_pipe {
         return std::process::ExitCode::SUCCESS;
     }
-    eprintln!("error: {e:#}");
+    eprintln!("error: {}", describe(e));
     std::process::ExitCode::FAILURE
+}
+
+/// The error and its causes in one line, leaving out a cause whose text the message before it
+/// already quotes.
+fn describe(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let part = cause.to_string();
+        if !text.contains(&part) {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(&part);
+        }
+    }
+    text
 }

@@ -17,7 +17,11 @@ use tandem_store::{
 };
 use uuid::Uuid;
 
-use crate::{Engine, Error, GenerateReport, ImportReport, Result, now_ms, synth};
+use crate::{Engine, Error, GenerateReport, ImportReport, Result, synth};
+
+/// Generated history ends here (2026-01-01T00:00:00Z) whatever the clock says, so the same
+/// seed gives the same messages, times and ids on every run.
+const GENERATE_END_MS: i64 = 1_767_225_600_000;
 
 /// Messages per insert batch when generating history.
 const GENERATE_BATCH: usize = 10_000;
@@ -65,7 +69,7 @@ impl Engine {
         if chats == 0 {
             return Err(Error::BadInput("--chats must be at least 1".into()));
         }
-        let history = synth::generate(seed, chats, messages, now_ms());
+        let history = synth::generate(seed, chats, messages, GENERATE_END_MS);
         let store = self.store();
         store.write(|w| -> Result<()> {
             for chat in &history.chats {

@@ -104,7 +104,7 @@ impl Engine {
 
 fn chat_view(c: &ChatSummary) -> ChatView {
     ChatView {
-        id: c.id.to_string(),
+        id: c.id.0.hyphenated().to_string(),
         name: c.name.clone(),
         kind: match c.kind {
             ChatKind::Group => "group",
@@ -122,7 +122,7 @@ fn message_view(m: &Message) -> MessageView {
     };
     MessageView {
         id: m.id.0.hyphenated().to_string(),
-        chat: m.chat.to_string(),
+        chat: m.chat.0.hyphenated().to_string(),
         sender: (!m.sender.name.is_empty()).then(|| m.sender.name.clone()),
         from_me: m.from_me,
         ts: m.ts,
