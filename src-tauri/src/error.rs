@@ -14,6 +14,9 @@ pub struct UiError {
 
 impl From<tandem_engine::Error> for UiError {
     fn from(e: tandem_engine::Error) -> Self {
-        Self { kind: e.kind(), message: e.to_string() }
+        Self {
+            kind: e.kind(),
+            message: e.to_string(),
+        }
     }
 }

@@ -31,7 +31,10 @@ pub fn run() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
-    let home = match args.home.map_or_else(|| tandem_engine::default_home(Role::Desktop), Ok) {
+    let home = match args
+        .home
+        .map_or_else(|| tandem_engine::default_home(Role::Desktop), Ok)
+    {
         Ok(home) => home,
         Err(e) => return fail(&e),
     };

@@ -9,7 +9,9 @@ use tandem_net::EmbeddedBroker;
 /// port 0 was asked for), and returns once a stop signal arrives.
 pub fn run(listen: SocketAddr) -> anyhow::Result<()> {
     let broker = EmbeddedBroker::start(listen)?;
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     // The handlers are in place before the address is printed: whoever reads the address may
     // signal at once.
     let stop = runtime.block_on(async { StopSignal::install() })?;
@@ -34,7 +36,10 @@ struct StopSignal {
 impl StopSignal {
     fn install() -> std::io::Result<Self> {
         use tokio::signal::unix::{SignalKind, signal};
-        Ok(Self { interrupt: signal(SignalKind::interrupt())?, terminate: signal(SignalKind::terminate())? })
+        Ok(Self {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+        })
     }
 
     async fn recv(mut self) -> std::io::Result<()> {

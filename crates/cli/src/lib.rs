@@ -66,9 +66,11 @@ pub enum Read {
 pub fn run_read(engine: &Engine, cmd: &Read, json: bool) -> anyhow::Result<()> {
     match cmd {
         Read::Chats => output::chats(&engine.chats()?, json),
-        Read::History { chat, limit, before } => {
-            output::history(&engine.history(chat, *limit, before.as_deref())?, json)
-        }
+        Read::History {
+            chat,
+            limit,
+            before,
+        } => output::history(&engine.history(chat, *limit, before.as_deref())?, json),
         Read::Search { query, chat, limit } => {
             output::search(&engine.search(query, chat.as_deref(), *limit)?, json)
         }

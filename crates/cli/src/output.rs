@@ -40,7 +40,13 @@ pub fn chats(chats: &[ChatView], as_json: bool) -> anyhow::Result<()> {
     }
     for c in chats {
         let last = c.last_ts.map(time).unwrap_or_default();
-        out!("{:<36}  {:<6}  {:>8} messages  {last}  {}", c.name, c.kind, c.messages, c.id);
+        out!(
+            "{:<36}  {:<6}  {:>8} messages  {last}  {}",
+            c.name,
+            c.kind,
+            c.messages,
+            c.id
+        );
     }
     Ok(())
 }
@@ -102,7 +108,12 @@ pub fn status(s: &Status, as_json: bool) -> anyhow::Result<()> {
     out!("mode:     {}", s.mode);
     out!("linked:   {}", if s.linked { "yes" } else { "no" });
     out!("store:    {} chats, {} messages", s.chats, s.messages);
-    out!("sync:     {} ({} of {})", s.sync.state, s.sync.done, s.sync.total);
+    out!(
+        "sync:     {} ({} of {})",
+        s.sync.state,
+        s.sync.done,
+        s.sync.total
+    );
     Ok(())
 }
 
@@ -115,7 +126,11 @@ pub fn import(r: &ImportReport, as_json: bool) -> anyhow::Result<()> {
     }
     out!(
         "{}: {} chat \"{}\": {} messages, {} new",
-        r.file, r.format, r.chat, r.messages, r.added
+        r.file,
+        r.format,
+        r.chat,
+        r.messages,
+        r.added
     );
     Ok(())
 }

@@ -28,7 +28,9 @@ impl Engine {
     pub fn init_primary(&self, name: &str, broker: Option<&str>) -> Result<AccountCreated> {
         let name = name.trim();
         if name.is_empty() || name.chars().any(char::is_control) {
-            return Err(Error::BadInput("the account name must be non-empty text".into()));
+            return Err(Error::BadInput(
+                "the account name must be non-empty text".into(),
+            ));
         }
         if let Some(url) = broker {
             tandem_net::BrokerUrl::parse(url).map_err(|e| Error::BadInput(e.to_string()))?;
@@ -36,7 +38,9 @@ impl Engine {
         let store = self.store();
         if let Some(existing) = store.identity(identity::ACCOUNT_KEY)? {
             let account = account_key_from(existing.expose())?.account_id();
-            return Err(Error::AlreadyInitialised { account: account.to_string() });
+            return Err(Error::AlreadyInitialised {
+                account: account.to_string(),
+            });
         }
 
         let mut rng = OsRng::new().map_err(|e| Error::Random(e.to_string()))?;
@@ -59,8 +63,14 @@ impl Engine {
         let keys = device_keys.public_keys();
 
         store.write_durable(|w| -> Result<()> {
-            w.put_identity(identity::ACCOUNT_KEY, account_key.to_secret_bytes().as_slice())?;
-            w.put_identity(identity::DEVICE_KEYS, device_keys.to_secret_bytes().as_slice())?;
+            w.put_identity(
+                identity::ACCOUNT_KEY,
+                account_key.to_secret_bytes().as_slice(),
+            )?;
+            w.put_identity(
+                identity::DEVICE_KEYS,
+                device_keys.to_secret_bytes().as_slice(),
+            )?;
             w.put_identity(identity::DEVICE_CERTIFICATE, &certificate_bytes)?;
             w.put_identity(identity::ROLE, b"phone")?;
             w.put_identity(identity::MODE, b"primary")?;

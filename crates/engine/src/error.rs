@@ -73,7 +73,8 @@ impl Error {
         match self {
             Self::NoHome | Self::Home { .. } => "home",
             Self::Open(_) => "store_open",
-            Self::Store(tandem_store::Error::ChatNotFound { .. }) | Self::MessageNotFound { .. } => "not_found",
+            Self::Store(tandem_store::Error::ChatNotFound { .. })
+            | Self::MessageNotFound { .. } => "not_found",
             Self::Store(tandem_store::Error::AmbiguousChat { .. }) => "ambiguous",
             Self::Store(_) => "store",
             Self::Import(_) => "import",

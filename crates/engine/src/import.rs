@@ -169,7 +169,10 @@ fn members(chat: &ImportedChat) -> Vec<Member> {
     }
     names
         .into_iter()
-        .map(|name| Member { account: None, name: name.to_owned() })
+        .map(|name| Member {
+            account: None,
+            name: name.to_owned(),
+        })
         .collect()
 }
 
@@ -184,7 +187,12 @@ fn message(chat: ChatId, record: &Record, seen: &mut HashMap<[u8; 32], u32>) -> 
     let author = record.author.as_deref().unwrap_or("");
     let mut key = Vec::with_capacity(author.len() + record.text.len() + 32);
     key.extend_from_slice(&record.ts_ms.to_be_bytes());
-    for part in [author, kind.as_str(), media_name.as_deref().unwrap_or(""), record.text.as_str()] {
+    for part in [
+        author,
+        kind.as_str(),
+        media_name.as_deref().unwrap_or(""),
+        record.text.as_str(),
+    ] {
         key.extend_from_slice(part.as_bytes());
         key.push(0);
     }
@@ -216,7 +224,9 @@ fn message_id(chat: ChatId, ts_ms: i64, key: &[u8]) -> MessageId {
     match ProtoMessageId::derived(ts_ms, &namespace, key) {
         Ok(id) => MessageId(Uuid::from_bytes(*id.as_bytes())),
         // Times before 1970 or past the 48-bit range: keep the hash, drop the time prefix.
-        Err(_) => MessageId(Uuid::new_v8(truncate16(&Sha256::digest([namespace.as_slice(), key].concat())))),
+        Err(_) => MessageId(Uuid::new_v8(truncate16(&Sha256::digest(
+            [namespace.as_slice(), key].concat(),
+        )))),
     }
 }
 

@@ -61,17 +61,26 @@ impl Engine {
     /// The store, for this thread's turn. A panic while it was held elsewhere cannot leave it
     /// inconsistent (every write is one transaction), so a poisoned lock is taken over.
     fn store(&self) -> MutexGuard<'_, Store> {
-        self.store.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.store
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
 /// Creates `dir` (and parents) readable by its owner only.
 fn create_private_dir(dir: &Path) -> Result<()> {
-    let fail = |source| Error::Home { path: dir.to_path_buf(), source };
+    let fail = |source| Error::Home {
+        path: dir.to_path_buf(),
+        source,
+    };
     #[cfg(unix)]
     {
         use std::os::unix::fs::DirBuilderExt;
-        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(fail)
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(fail)
     }
     #[cfg(not(unix))]
     {

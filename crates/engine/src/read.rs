@@ -23,10 +23,16 @@ impl Engine {
             .map(|m| String::from_utf8_lossy(m.expose()).into_owned());
         let (account, device) = if let Some(key) = store.identity(identity::ACCOUNT_KEY)? {
             let account = account_key_from(key.expose())?.account_id();
-            (Some(account.to_string()), Some(DeviceId::primary(account).to_string()))
+            (
+                Some(account.to_string()),
+                Some(DeviceId::primary(account).to_string()),
+            )
         } else if let Some(cert) = store.identity(identity::DEVICE_CERTIFICATE)? {
             let cert = DeviceCertificate::from_bytes(cert.expose())?;
-            (Some(cert.account_id().to_string()), Some(cert.device_id().to_string()))
+            (
+                Some(cert.account_id().to_string()),
+                Some(cert.device_id().to_string()),
+            )
         } else {
             (None, None)
         };
@@ -41,15 +47,22 @@ impl Engine {
             .into_iter()
             .filter(|s| s.role == SyncRole::Receiver || mode == "primary")
             .max_by_key(|s| s.updated_at)
-            .map_or(SyncView { state: "none", done: 0, total: 0 }, |s| SyncView {
-                state: match s.phase {
-                    SyncPhase::Complete => "complete",
-                    SyncPhase::Running => "running",
-                    _ => "stopped",
+            .map_or(
+                SyncView {
+                    state: "none",
+                    done: 0,
+                    total: 0,
                 },
-                done: s.messages_done,
-                total: s.messages_total,
-            });
+                |s| SyncView {
+                    state: match s.phase {
+                        SyncPhase::Complete => "complete",
+                        SyncPhase::Running => "running",
+                        _ => "stopped",
+                    },
+                    done: s.messages_done,
+                    total: s.messages_total,
+                },
+            );
         Ok(Status {
             linked: account.is_some(),
             account,
@@ -68,13 +81,21 @@ impl Engine {
 
     /// A chat's messages, oldest first: the newest `limit`, or the `limit` before message
     /// `before`. `chat` is a chat id or an exact chat name.
-    pub fn history(&self, chat: &str, limit: usize, before: Option<&str>) -> Result<Vec<MessageView>> {
+    pub fn history(
+        &self,
+        chat: &str,
+        limit: usize,
+        before: Option<&str>,
+    ) -> Result<Vec<MessageView>> {
         let store = self.store();
         let summary = store.chat_by_id_or_name(chat)?;
         let cursor = match before {
             None => Cursor::Newest,
             Some(text) => {
-                let not_found = || Error::MessageNotFound { id: text.to_owned(), chat: chat.to_owned() };
+                let not_found = || Error::MessageNotFound {
+                    id: text.to_owned(),
+                    chat: chat.to_owned(),
+                };
                 let id = Uuid::parse_str(text.trim()).map_err(|_| not_found())?;
                 let message = store.message(MessageId(id))?.ok_or_else(not_found)?;
                 if message.chat != summary.id {
@@ -88,7 +109,12 @@ impl Engine {
     }
 
     /// Full-text search, newest first; `chat` (an id or exact name) narrows it to one chat.
-    pub fn search(&self, query: &str, chat: Option<&str>, limit: usize) -> Result<Vec<SearchHitView>> {
+    pub fn search(
+        &self,
+        query: &str,
+        chat: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<SearchHitView>> {
         let store = self.store();
         let chat = match chat {
             Some(c) => Some(store.chat_by_id_or_name(c)?.id),
@@ -97,7 +123,10 @@ impl Engine {
         Ok(store
             .search(query, chat, limit.min(MAX_LIMIT))?
             .iter()
-            .map(|hit| SearchHitView { message: message_view(&hit.message), chat_name: hit.chat_name.clone() })
+            .map(|hit| SearchHitView {
+                message: message_view(&hit.message),
+                chat_name: hit.chat_name.clone(),
+            })
             .collect())
     }
 }

@@ -80,7 +80,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 output::line(&created.account)?;
             }
         }
-        Command::Import { files, tz, me, chat_name } => {
+        Command::Import {
+            files,
+            tz,
+            me,
+            chat_name,
+        } => {
             let opts = ImportOptions::new(tz.as_deref(), me, chat_name)?;
             let mut failed = 0usize;
             for file in &files {
@@ -97,7 +102,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::FAILURE);
             }
         }
-        Command::Generate { chats, messages, seed } => {
+        Command::Generate {
+            chats,
+            messages,
+            seed,
+        } => {
             let report = engine.generate(chats, messages, seed)?;
             if json {
                 output::json(&report)?;
