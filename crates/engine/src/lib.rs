@@ -10,6 +10,7 @@ mod error;
 mod home;
 mod import;
 mod read;
+mod replay;
 pub mod synth;
 mod views;
 
@@ -22,6 +23,7 @@ pub use account::AccountCreated;
 pub use error::{Error, Result};
 pub use home::{Role, default_home};
 pub use import::ImportOptions;
+pub use replay::StoreReplayGuard;
 pub use views::{
     ChatView, GenerateReport, ImportReport, MessageView, SearchHitView, Status, SyncView,
 };
