@@ -15,7 +15,6 @@ pub mod synth;
 mod views;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
 
 use tandem_store::{KeySource, Store};
 
@@ -33,7 +32,7 @@ pub use views::{
 pub struct Engine {
     home: PathBuf,
     key_source: KeySource,
-    store: Mutex<Store>,
+    store: Store,
 }
 
 impl Engine {
@@ -44,7 +43,7 @@ impl Engine {
         Ok(Self {
             home: home.to_path_buf(),
             key_source,
-            store: Mutex::new(store),
+            store,
         })
     }
 
@@ -60,12 +59,9 @@ impl Engine {
         self.key_source
     }
 
-    /// The store, for this thread's turn. A panic while it was held elsewhere cannot leave it
-    /// inconsistent (every write is one transaction), so a poisoned lock is taken over.
-    fn store(&self) -> MutexGuard<'_, Store> {
-        self.store
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    /// The store (thread-safe: it serializes writes and reads on its own connections).
+    fn store(&self) -> &Store {
+        &self.store
     }
 }
 

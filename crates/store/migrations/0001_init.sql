@@ -107,10 +107,16 @@ CREATE VIRTUAL TABLE messages_fts USING fts5 (
     tokenize = 'unicode61 remove_diacritics 2'
 );
 
-CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages WHEN new.text <> '' BEGIN
-    INSERT INTO messages_fts (rowid, text, chat_tag) VALUES (new.rowid, new.text, new.chat_tag);
-END;
+-- Merge index segments 8 at a time instead of 4: each posting is rewritten fewer times as the
+-- index grows (inserts ~10% faster at 300k messages), with no measurable cost to queries.
+INSERT INTO messages_fts (messages_fts, rank) VALUES ('automerge', 8);
 
+-- Inserts are indexed by the store itself, in the same transaction, with a single-row INSERT
+-- into messages_fts per message that has text (see writer.rs). An AFTER INSERT trigger would
+-- make every message insert a multi-write statement, which opens a statement savepoint, and
+-- FTS5 flushes its pending index to disk at every savepoint: inserts ran 3x slower that way.
+-- Edits and deletes are rare and stay with triggers (which also cover the cascade when a chat
+-- is removed).
 CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages WHEN old.text <> '' BEGIN
     INSERT INTO messages_fts (messages_fts, rowid, text, chat_tag)
         VALUES ('delete', old.rowid, old.text, old.chat_tag);

@@ -213,12 +213,6 @@ fn tandem_keyring_off_forces_the_file_even_with_a_bus_address() {
     assert!(line.starts_with("source=File"), "{line}");
 }
 
-#[test]
-fn keychain_use_follows_the_environment_variable_name() {
-    assert_eq!(KEYRING_ENV, "TANDEM_KEYRING");
-    assert!(keychain_unavailable(KeychainUse::Off).is_some());
-}
-
 /// The keychain path end to end, against a real Secret Service (gnome-keyring) on a private
 /// session bus with its own temporary home: the first open puts a new key in the keychain and
 /// makes no key file; the second reads it back from there.

@@ -241,6 +241,14 @@ fn migrations_build_the_schema_from_an_empty_file() {
         .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
         .unwrap();
     assert_eq!(fk, 1);
+    let automerge: i64 = conn
+        .query_row(
+            "SELECT v FROM messages_fts_config WHERE k = 'automerge'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(automerge, 8);
 }
 
 #[test]
@@ -1027,4 +1035,128 @@ proptest! {
             }
         }
     }
+}
+
+/// After a mixed workload (batches, duplicates, edits, deletes for everyone and for me, a
+/// removed chat), every word's hits are exactly the messages whose current text holds a word
+/// starting with it: the index never keeps a stale entry or misses a new one.
+#[test]
+fn the_search_index_matches_the_texts_after_any_mix_of_writes() {
+    const WORDS: &[&str] = &[
+        "apple", "apricot", "banana", "band", "cherry", "date", "elder", "fig",
+    ];
+    let f = Fixture::new();
+    for n in 1..=3 {
+        with_chat(&f, cid(n), "chat");
+    }
+    let mut seed = 7u64;
+    let mut next = move |n: u64| {
+        seed = seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (seed >> 33) % n
+    };
+    let sentence = |next: &mut dyn FnMut(u64) -> u64| {
+        let words = next(4);
+        (0..words)
+            .map(|_| WORDS[next(WORDS.len() as u64) as usize])
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    for round in 0..6u64 {
+        let batch: Vec<NewMessage> = (0..60)
+            .map(|i| {
+                let id = round * 50 + i; // overlaps the previous round: duplicates
+                text(
+                    id,
+                    cid(u8::try_from(id % 3).unwrap() + 1),
+                    i64::try_from(id).unwrap(),
+                    &sentence(&mut next),
+                )
+            })
+            .collect();
+        insert(&f, &batch);
+        f.store
+            .write(|w| {
+                for _ in 0..10 {
+                    let id = mid(next(round * 50 + 60));
+                    match next(3) {
+                        0 => {
+                            w.edit_message(
+                                id,
+                                &sentence(&mut next),
+                                i64::try_from(round * 1000 + next(999)).unwrap(),
+                            )?;
+                        }
+                        1 => {
+                            w.delete_for_everyone(id)?;
+                        }
+                        _ => {
+                            w.remove_message(id)?;
+                        }
+                    }
+                }
+                Ok::<_, Error>(())
+            })
+            .unwrap();
+    }
+    f.store.write(|w| w.remove_chat(cid(3))).unwrap();
+
+    let all: Vec<Message> = (1..=2)
+        .flat_map(|n| f.store.page(cid(n), Cursor::Newest, 10_000).unwrap())
+        .collect();
+    assert_eq!(f.store.counts().unwrap().messages, all.len() as u64);
+    for prefix in [
+        "ap", "apple", "apricot", "ban", "band", "banana", "cherry", "date", "elder", "fig",
+        "zebra",
+    ] {
+        let mut expected: Vec<MessageId> = all
+            .iter()
+            .filter(|m| m.text.split(' ').any(|w| w.starts_with(prefix)))
+            .map(|m| m.id)
+            .collect();
+        let mut found: Vec<MessageId> = f
+            .store
+            .search(prefix, None, 10_000)
+            .unwrap()
+            .into_iter()
+            .map(|h| h.message.id)
+            .collect();
+        expected.sort();
+        found.sort();
+        assert_eq!(found, expected, "hits for {prefix:?}");
+    }
+    integrity_check(&f.store);
+}
+
+#[test]
+fn the_store_can_be_shared_between_threads() {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<Store>();
+    let f = Fixture::new();
+    with_chat(&f, cid(1), "A");
+    std::thread::scope(|s| {
+        let store = &f.store;
+        s.spawn(move || {
+            for i in 0..20u64 {
+                store
+                    .write(|w| {
+                        w.insert_messages(&[text(
+                            i,
+                            cid(1),
+                            i64::try_from(i).unwrap(),
+                            "from a thread",
+                        )])
+                    })
+                    .unwrap();
+            }
+        });
+        s.spawn(move || {
+            for _ in 0..20 {
+                let page = store.page(cid(1), Cursor::Newest, 50).unwrap();
+                assert!(page.windows(2).all(|w| w[0].ts < w[1].ts));
+            }
+        });
+    });
+    assert_eq!(f.store.counts().unwrap().messages, 20);
 }

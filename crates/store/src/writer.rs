@@ -24,6 +24,10 @@ const INSERT_MESSAGE: &str = "INSERT INTO messages \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) \
      ON CONFLICT (id) DO NOTHING";
 
+/// Indexes one inserted message (the tag expression is the one of `messages.chat_tag`).
+const INDEX_MESSAGE: &str = "INSERT INTO messages_fts (rowid, text, chat_tag) \
+     VALUES (?1, ?2, 'c' || lower(hex(?3)))";
+
 /// A write transaction in progress (see [`crate::Store::write`]).
 pub struct Writer<'c> {
     pub(crate) conn: &'c Connection,
@@ -111,6 +115,10 @@ impl Writer<'_> {
             .conn
             .prepare_cached(INSERT_MESSAGE)
             .ctx("preparing the message insert")?;
+        let mut index = self
+            .conn
+            .prepare_cached(INDEX_MESSAGE)
+            .ctx("preparing the search index insert")?;
         let mut added_per_chat: BTreeMap<ChatId, u64> = BTreeMap::new();
         let mut added = 0;
         for m in messages {
@@ -164,12 +172,17 @@ impl Writer<'_> {
                     },
                 }
             };
+            if changed > 0 && !m.text.is_empty() {
+                index
+                    .execute(params![rowid, m.text, m.chat])
+                    .ctx("indexing a message for search")?;
+            }
             if changed > 0 {
                 added += 1;
                 *added_per_chat.entry(m.chat).or_default() += 1;
             }
         }
-        drop(stmt);
+        drop((stmt, index));
         for (chat, n) in added_per_chat {
             self.refresh_chat(chat, to_i64("message count", n)?)?;
         }
