@@ -69,9 +69,10 @@ pub fn run(out: &mut dyn Write, quick: bool) -> anyhow::Result<()> {
     let dir = tempfile::tempdir().context("creating a temporary directory")?;
     load_average(out, "start")?;
     inserts(out, dir.path(), &sizes)?;
-    let large = build(dir.path(), "large.db", sizes.large, sizes.chats, out)?;
+    let large = build(dir.path(), "large", sizes.large, sizes.chats, out)?;
     search(out, &large, &sizes)?;
-    paging(out, dir.path(), &large, &sizes)?;
+    let small = paging(out, dir.path(), &large, &sizes)?;
+    engine_api(out, &[(sizes.large, &large), (sizes.small, &small)], &sizes)?;
     load_average(out, "end")?;
     Ok(())
 }
@@ -104,6 +105,10 @@ fn line(
 
 fn key() -> StoreKey {
     StoreKey::from_bytes(KEY)
+}
+
+fn key_hex() -> String {
+    KEY.iter().map(|b| format!("{b:02x}")).collect::<String>() + "\n"
 }
 
 fn history(seed: u64, chats: usize, messages: usize) -> synth::History {
@@ -307,7 +312,11 @@ fn build(
     chats: usize,
     out: &mut dyn Write,
 ) -> anyhow::Result<Store> {
-    let store = Store::open(&dir.join(name), &key())?;
+    // Laid out as a device home (db + key file), so the engine can open it too.
+    let home = dir.join(name);
+    std::fs::create_dir_all(&home).context("creating a store home")?;
+    std::fs::write(home.join(tandem_store::KEY_FILE), key_hex()).context("writing the key file")?;
+    let store = Store::open(&home.join(tandem_store::DB_FILE), &key())?;
     let h = history(2, chats, count);
     store.write(|w| h.chats.iter().try_for_each(|c| w.upsert_chat(c)))?;
     let mut messages = h.messages;
@@ -541,8 +550,8 @@ fn middle_of_biggest(store: &Store) -> anyhow::Result<(ChatId, u64, Cursor)> {
     ))
 }
 
-fn paging(out: &mut dyn Write, dir: &Path, large: &Store, sizes: &Sizes) -> anyhow::Result<()> {
-    let small = build(dir, "small.db", sizes.small, 10, out)?;
+fn paging(out: &mut dyn Write, dir: &Path, large: &Store, sizes: &Sizes) -> anyhow::Result<Store> {
+    let small = build(dir, "small", sizes.small, 10, out)?;
     let mut results = Vec::new();
     for (label, store) in [(short(sizes.large), large), (short(sizes.small), &small)] {
         let (chat, count, middle) = middle_of_biggest(store)?;
@@ -605,5 +614,80 @@ fn paging(out: &mut dyn Write, dir: &Path, large: &Store, sizes: &Sizes) -> anyh
         if sorts { "yes" } else { "no" },
         "",
     )?;
+    Ok(small)
+}
+
+/// The same reads through the engine's API (what `tandem history`/`search` and the app call):
+/// chat lookup by id, keyset page or FTS query, and the views, on each store opened by the engine.
+fn engine_api(
+    out: &mut dyn Write,
+    stores: &[(usize, &Store)],
+    sizes: &Sizes,
+) -> anyhow::Result<()> {
+    let common = synth::word_by_rank(COMMON_RANK);
+    let rare = synth::word_by_rank(RARE_RANK);
+    let mut newest_p95 = Vec::new();
+    for (count, store) in stores {
+        let label = short(*count);
+        let (chat, _, middle) = middle_of_biggest(store)?;
+        let home = store.path().parent().context("a store without a folder")?;
+        let engine = tandem_engine::Engine::open_with(home, tandem_engine::KeychainUse::Off)?;
+        let chat = chat.0.hyphenated().to_string();
+        let Cursor::Before { id, .. } = middle else {
+            anyhow::bail!("the middle cursor is not a Before cursor");
+        };
+        let middle = id.0.hyphenated().to_string();
+        let newest = p95(sizes.query_runs, || {
+            anyhow::ensure!(engine.history(&chat, 50, None)?.len() == 50, "short page");
+            Ok(())
+        })?;
+        let older = p95(sizes.query_runs, || {
+            anyhow::ensure!(
+                engine.history(&chat, 50, Some(&middle))?.len() == 50,
+                "short page"
+            );
+            Ok(())
+        })?;
+        line(
+            out,
+            &format!("engine.history.{label}_newest_p95"),
+            ms(newest),
+            "ms",
+        )?;
+        line(
+            out,
+            &format!("engine.history.{label}_middle_p95"),
+            ms(older),
+            "ms",
+        )?;
+        newest_p95.push((newest, older));
+        for (name, word) in [("common", &common), ("rare", &rare)] {
+            let took = p95(sizes.query_runs, || {
+                engine.search(word, None, 50)?;
+                Ok(())
+            })?;
+            line(
+                out,
+                &format!("engine.search.{label}_{name}_p95"),
+                ms(took),
+                &format!("ms (\"{word}\")"),
+            )?;
+        }
+    }
+    if let [(big_newest, big_middle), (small_newest, small_middle), ..] = newest_p95.as_slice() {
+        let ratio = |a: &Duration, b: &Duration| a.as_secs_f64() / b.as_secs_f64().max(1e-9);
+        line(
+            out,
+            "engine.history.newest_large_vs_small",
+            format!("{:.2}", ratio(big_newest, small_newest)),
+            "x",
+        )?;
+        line(
+            out,
+            "engine.history.middle_large_vs_small",
+            format!("{:.2}", ratio(big_middle, small_middle)),
+            "x",
+        )?;
+    }
     Ok(())
 }

@@ -16,6 +16,7 @@ mod views;
 
 use std::path::{Path, PathBuf};
 
+pub use tandem_store::KeychainUse;
 use tandem_store::{KeySource, Store};
 
 pub use account::AccountCreated;
@@ -38,8 +39,14 @@ pub struct Engine {
 impl Engine {
     /// Opens (creating if needed) the device's home directory and its encrypted store.
     pub fn open(home: &Path) -> Result<Self> {
+        Self::open_with(home, KeychainUse::from_env())
+    }
+
+    /// [`Engine::open`], saying whether the OS keychain may hold the store key
+    /// ([`KeychainUse::Off`]: always the 0600 key file).
+    pub fn open_with(home: &Path, keychain: KeychainUse) -> Result<Self> {
         create_private_dir(home)?;
-        let (store, key_source) = Store::open_in_home(home)?;
+        let (store, key_source) = Store::open_in_home_with(home, keychain)?;
         Ok(Self {
             home: home.to_path_buf(),
             key_source,
