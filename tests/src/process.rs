@@ -9,15 +9,12 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result, io};
 
-/// The package whose binaries [`bin`] builds when one is missing.
-pub const CLI_PACKAGE: &str = "tandem-cli";
-
 /// The path of the workspace binary `name` (`tandem`, `tandem-phone`) built with the same
 /// profile as the running test: `<target>/<profile>/<name>`, found from the test executable
 /// (`<target>/<profile>/deps/<test>-<hash>`).
 ///
 /// When the test runs under Cargo (`$CARGO` is set, as `cargo test` does), the first call in
-/// a test process runs `cargo build -p tandem-cli --bins` into the same target directory, so
+/// a test process runs `cargo build --workspace --bins` into the same target directory, so
 /// the binaries are never stale (`cargo test -p tandem-tests` does not build another
 /// package's binaries; a no-op build takes well under a second). Outside Cargo it builds only
 /// if the binary is missing. Either way at most one build per process (`OnceLock`).
@@ -78,7 +75,9 @@ impl BuildPlan {
     /// The cargo arguments.
     #[must_use]
     pub fn args(&self) -> Vec<OsString> {
-        let mut args: Vec<OsString> = ["build", "-p", CLI_PACKAGE, "--bins", "--target-dir"]
+        // The whole workspace, exactly as `.ci/test` builds it before the tests: building one
+        // package alone would unify dependency features differently and rebuild them.
+        let mut args: Vec<OsString> = ["build", "--workspace", "--bins", "--target-dir"]
             .into_iter()
             .map(OsString::from)
             .collect();

@@ -63,8 +63,7 @@ fn a_missing_binary_is_built_into_the_same_target_and_profile() {
             args,
             [
                 "build",
-                "-p",
-                "tandem-cli",
+                "--workspace",
                 "--bins",
                 "--target-dir",
                 &root.path().join("target").display().to_string(),
