@@ -91,7 +91,8 @@ pub(crate) fn load_or_create(
     let file = home.join(KEY_FILE);
     if file.exists() {
         let key = read_key_file(&file)?;
-        tracing::warn!(path = %file.display(), "the store key is kept on disk beside the database, not in an OS keychain");
+        // Warned once, when the file was created; every later open only notes it.
+        tracing::info!(path = %file.display(), "the store key is kept on disk beside the database, not in an OS keychain");
         return Ok((key, KeySource::File));
     }
     match keychain_unavailable(keychain) {
