@@ -103,6 +103,26 @@ fn line(
     out.flush().context("writing a figure")
 }
 
+/// How many times longer `a` took than `b`, for a figure line.
+fn ratio(a: &Duration, b: &Duration) -> String {
+    format!("{:.2}", a.as_secs_f64() / b.as_secs_f64().max(1e-9))
+}
+
+/// "yes" when either plan (without and with the optional clause) sorts in a temporary B-tree.
+fn sorts_all_matches(
+    plan: impl Fn(bool) -> Result<Vec<String>, tandem_store::Error>,
+) -> anyhow::Result<&'static str> {
+    for with in [false, true] {
+        if plan(with)?
+            .iter()
+            .any(|step| step.contains("USE TEMP B-TREE"))
+        {
+            return Ok("yes");
+        }
+    }
+    Ok("no")
+}
+
 fn key() -> StoreKey {
     StoreKey::from_bytes(KEY)
 }
@@ -507,19 +527,8 @@ fn search(out: &mut dyn Write, store: &Store, sizes: &Sizes) -> anyhow::Result<(
             &format!("ms ({} messages in the chat)", chat.message_count),
         )?;
     }
-    let sorts = [false, true]
-        .into_iter()
-        .map(|c| store.explain_search(c))
-        .collect::<Result<Vec<_>, _>>()?
-        .into_iter()
-        .flatten()
-        .any(|step| step.contains("USE TEMP B-TREE"));
-    line(
-        out,
-        "store.search.plan_sorts_all_matches",
-        if sorts { "yes" } else { "no" },
-        "",
-    )?;
+    let sorts = sorts_all_matches(|with| store.explain_search(with))?;
+    line(out, "store.search.plan_sorts_all_matches", sorts, "")?;
     Ok(())
 }
 
@@ -587,33 +596,21 @@ fn paging(out: &mut dyn Write, dir: &Path, large: &Store, sizes: &Sizes) -> anyh
         results.push((newest, older));
     }
     if let [(big_newest, big_middle), (small_newest, small_middle)] = results.as_slice() {
-        let ratio = |a: &Duration, b: &Duration| a.as_secs_f64() / b.as_secs_f64().max(1e-9);
         line(
             out,
             "store.page.newest_large_vs_small",
-            format!("{:.2}", ratio(big_newest, small_newest)),
+            ratio(big_newest, small_newest),
             "x",
         )?;
         line(
             out,
             "store.page.middle_large_vs_small",
-            format!("{:.2}", ratio(big_middle, small_middle)),
+            ratio(big_middle, small_middle),
             "x",
         )?;
     }
-    let sorts = [false, true]
-        .into_iter()
-        .map(|b| large.explain_page(b))
-        .collect::<Result<Vec<_>, _>>()?
-        .into_iter()
-        .flatten()
-        .any(|step| step.contains("USE TEMP B-TREE"));
-    line(
-        out,
-        "store.page.plan_sorts",
-        if sorts { "yes" } else { "no" },
-        "",
-    )?;
+    let sorts = sorts_all_matches(|with| large.explain_page(with))?;
+    line(out, "store.page.plan_sorts", sorts, "")?;
     Ok(small)
 }
 
@@ -675,17 +672,16 @@ fn engine_api(
         }
     }
     if let [(big_newest, big_middle), (small_newest, small_middle), ..] = newest_p95.as_slice() {
-        let ratio = |a: &Duration, b: &Duration| a.as_secs_f64() / b.as_secs_f64().max(1e-9);
         line(
             out,
             "engine.history.newest_large_vs_small",
-            format!("{:.2}", ratio(big_newest, small_newest)),
+            ratio(big_newest, small_newest),
             "x",
         )?;
         line(
             out,
             "engine.history.middle_large_vs_small",
-            format!("{:.2}", ratio(big_middle, small_middle)),
+            ratio(big_middle, small_middle),
             "x",
         )?;
     }

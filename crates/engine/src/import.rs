@@ -57,7 +57,7 @@ impl Engine {
         let names: Vec<&str> = export.chats.iter().map(|c| c.name.as_str()).collect();
         Ok(ImportReport {
             file: path.display().to_string(),
-            format: format_name(export.format),
+            format: export.format.as_str(),
             chat: names.join(", "),
             messages: to_u64(messages.len()),
             added: to_u64(added),
@@ -95,10 +95,6 @@ impl Engine {
             added: to_u64(added),
         })
     }
-}
-
-fn format_name(format: Format) -> &'static str {
-    format.as_str()
 }
 
 fn to_u64(n: usize) -> u64 {
@@ -151,12 +147,7 @@ fn chat_id(family: &[u8], chat: &ImportedChat) -> ChatId {
             h.update(chat.name.as_bytes());
         }
     }
-    let digest = h.finalize();
-    let mut bytes = [0u8; 16];
-    for (b, d) in bytes.iter_mut().zip(digest.iter()) {
-        *b = *d;
-    }
-    ChatId(Uuid::new_v8(bytes))
+    ChatId(Uuid::new_v8(first16(&h.finalize())))
 }
 
 /// Distinct authors, in order of appearance.
@@ -224,13 +215,14 @@ fn message_id(chat: ChatId, ts_ms: i64, key: &[u8]) -> MessageId {
     match ProtoMessageId::derived(ts_ms, &namespace, key) {
         Ok(id) => MessageId(Uuid::from_bytes(*id.as_bytes())),
         // Times before 1970 or past the 48-bit range: keep the hash, drop the time prefix.
-        Err(_) => MessageId(Uuid::new_v8(truncate16(&Sha256::digest(
+        Err(_) => MessageId(Uuid::new_v8(first16(&Sha256::digest(
             [namespace.as_slice(), key].concat(),
         )))),
     }
 }
 
-fn truncate16(digest: &[u8]) -> [u8; 16] {
+/// The first 16 bytes of a digest.
+fn first16(digest: &[u8]) -> [u8; 16] {
     let mut bytes = [0u8; 16];
     for (b, d) in bytes.iter_mut().zip(digest) {
         *b = *d;
