@@ -111,6 +111,22 @@ impl fmt::Debug for DevicePublicKeys {
     }
 }
 
+impl DevicePublicKeys {
+    /// Checks that both keys can be used before anything is sealed to or verified with them:
+    /// the X25519 key is not of small order, the Ed25519 key is a valid, non-weak point.
+    ///
+    /// # Errors
+    /// `("dh", reason)` or `("sig", reason)`, naming the key as a pairing link does.
+    pub fn check(&self) -> std::result::Result<(), (&'static str, &'static str)> {
+        check_x25519_contributory(&self.x25519, &"the device")
+            .map_err(|_| ("dh", "is not a usable X25519 public key (small order)"))?;
+        match ed25519_dalek::VerifyingKey::from_bytes(&self.ed25519) {
+            Ok(key) if !key.is_weak() => Ok(()),
+            _ => Err(("sig", "is not a usable Ed25519 public key")),
+        }
+    }
+}
+
 /// Refuses an X25519 public key of small order: every exchange with it would give the all-zero
 /// (non-contributory) result. Multiplying by a clamped scalar (a multiple of 8 below the group
 /// order) gives the identity exactly for such points.

@@ -8,6 +8,9 @@
 //! - [`envelope`] owns sealing a body for one device and opening a received envelope.
 //! - [`message_id`] owns message ids (UUIDv7, and derived UUIDv8 for imported history).
 //! - [`replay`] owns replay detection by message id.
+//! - [`link`] owns pairing links (what a desktop's QR code holds).
+//! - [`pairing`] owns the pairing state machines of the desktop and the phone.
+//! - [`sync`] owns the history-sync messages, chunk digests and the sender's flow control.
 //!
 //! The byte layout is specified in `docs/envelope.md`.
 
@@ -15,8 +18,11 @@ pub mod body;
 pub mod envelope;
 mod error;
 pub mod header;
+pub mod link;
 pub mod message_id;
+pub mod pairing;
 pub mod replay;
+pub mod sync;
 
 pub use body::{Body, ChatId, ChatRef, LocalChat, ReceiptKind};
 pub use envelope::{Opened, OpenedBody, SealParams, open_envelope, seal_envelope};

@@ -244,6 +244,36 @@ fn keychain_create(user: &str) -> Result<StoreKey, String> {
     }
 }
 
+/// Removes the store key of `home`: the key file, and the keychain entry unless `keychain` is
+/// [`KeychainUse::Off`]. A key that is not there is not an error.
+pub(crate) fn erase(home: &Path, keychain: KeychainUse) -> Result<(), OpenError> {
+    let file = home.join(KEY_FILE);
+    match std::fs::remove_file(&file) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(source) => {
+            return Err(OpenError::Io {
+                action: "removing",
+                path: file,
+                source,
+            });
+        }
+    }
+    if keychain_unavailable(keychain).is_none() {
+        let user = keychain_user(home);
+        let outcome = with_timeout("erasing the keychain entry", move || {
+            match entry(&user)?.delete_credential() {
+                Ok(()) | Err(keyring::Error::NoEntry) => Ok(()),
+                Err(e) => Err(e.to_string()),
+            }
+        });
+        if let Err(reason) = outcome {
+            tracing::warn!(%reason, "could not erase the store key from the keychain");
+        }
+    }
+    Ok(())
+}
+
 /// Reads a key file: 64 hex digits, surrounding whitespace allowed.
 pub(crate) fn read_key_file(path: &Path) -> Result<StoreKey, OpenError> {
     let io = |source| OpenError::Io {

@@ -33,8 +33,9 @@ pub use secret::{SecretBytes, StoreKey};
 pub use store::{DB_FILE, Store, schema_version};
 pub use types::{
     Account, ChatId, ChatKind, ChatSummary, Contact, Counts, Cursor, Device, Member, Message,
-    MessageId, MessageKind, MessageStatus, NewChat, NewMessage, NewOutboxItem, OutboxId,
-    OutboxItem, Preview, SearchHit, Sender, StoredDeviceList, SyncPhase, SyncRole, SyncState,
+    MessageId, MessageKey, MessageKind, MessageStatus, NewChat, NewMessage, NewOutboxItem,
+    OutboxId, OutboxItem, Preview, SearchHit, Sender, StoredDeviceList, SyncPhase, SyncRole,
+    SyncState,
 };
 pub use writer::{DurableWriter, Writer};
 

@@ -17,7 +17,7 @@ use crate::search;
 use crate::secret::{SecretBytes, SecretString, StoreKey};
 use crate::types::{
     Account, ChatId, ChatSummary, Contact, Counts, Cursor, Device, Member, Message, MessageId,
-    OutboxId, OutboxItem, SearchHit, StoredDeviceList, SyncState,
+    MessageKey, OutboxId, OutboxItem, SearchHit, StoredDeviceList, SyncState,
 };
 use crate::writer::{DurableWriter, Writer};
 
@@ -458,6 +458,108 @@ impl Store {
         let conn = lock(&self.writer);
         conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
             .ctx("checkpointing")
+    }
+
+    /// The keys of a chat's messages, newest first: `(ts, id, approximate bytes)`, for
+    /// planning a history sync without loading the messages.
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub fn message_keys(&self, chat: ChatId) -> Result<Vec<MessageKey>> {
+        self.read(|conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT ts, id, length(CAST(text AS BLOB)) + length(CAST(sender_name AS BLOB)) \
+                     + coalesce(length(CAST(media_name AS BLOB)), 0) \
+                     FROM messages WHERE chat = ?1 ORDER BY ts DESC, id DESC",
+                )
+                .ctx("listing a chat's message keys")?;
+            let rows = stmt
+                .query_map(params![chat], |r| {
+                    Ok(MessageKey {
+                        ts: r.get(0)?,
+                        id: r.get(1)?,
+                        bytes: r.get::<_, i64>(2)?.try_into().unwrap_or(u32::MAX),
+                    })
+                })
+                .ctx("listing a chat's message keys")?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+                .ctx("listing a chat's message keys")
+        })
+    }
+
+    /// A chat's messages from `oldest` to `newest` (both `(ts, id)`, inclusive), oldest first.
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub fn messages_between(
+        &self,
+        chat: ChatId,
+        oldest: (i64, MessageId),
+        newest: (i64, MessageId),
+    ) -> Result<Vec<Message>> {
+        self.read(|conn| {
+            let sql = format!(
+                "SELECT {MESSAGE_COLUMNS} FROM messages m WHERE m.chat = ?1 \
+                 AND (m.ts, m.id) >= (?2, ?3) AND (m.ts, m.id) <= (?4, ?5) \
+                 ORDER BY m.ts ASC, m.id ASC"
+            );
+            let mut stmt = conn.prepare_cached(&sql).ctx("reading a range of a chat")?;
+            let rows = stmt
+                .query_map(
+                    params![chat, oldest.0, oldest.1, newest.0, newest.1],
+                    queries::message_from_row,
+                )
+                .ctx("reading a range of a chat")?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+                .ctx("reading a range of a chat")
+        })
+    }
+
+    /// `PRAGMA integrity_check`: the problems SQLite finds (empty when the database is sound).
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub fn integrity_check(&self) -> Result<Vec<String>> {
+        self.read(|conn| {
+            let mut stmt = conn
+                .prepare("PRAGMA integrity_check")
+                .ctx("checking integrity")?;
+            let rows = stmt
+                .query_map([], |r| r.get::<_, String>(0))
+                .ctx("checking integrity")?;
+            let lines = rows
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .ctx("checking integrity")?;
+            Ok(lines.into_iter().filter(|l| l != "ok").collect())
+        })
+    }
+
+    /// Closes the store and erases it from `home`: the database and its WAL files, and its key
+    /// (key file and keychain entry). For a device that was unlinked.
+    ///
+    /// # Errors
+    /// [`OpenError::Io`] naming a file that could not be removed.
+    pub fn erase(self, home: &Path, keychain: KeychainUse) -> Result<(), OpenError> {
+        let path = self.path.clone();
+        drop(self);
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let mut name = path.clone().into_os_string();
+            name.push(suffix);
+            let file = PathBuf::from(name);
+            match std::fs::remove_file(&file) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(source) => {
+                    return Err(OpenError::Io {
+                        action: "removing",
+                        path: file,
+                        source,
+                    });
+                }
+            }
+        }
+        key::erase(home, keychain)
     }
 
     /// The query plan SQLite picks for a search (one line per step), for tests and benchmarks

@@ -629,3 +629,15 @@ pub struct StoredDeviceList {
     /// The signed list (the crypto crate's format).
     pub signed: Vec<u8>,
 }
+
+/// Where a message sits in its chat, and roughly how many bytes it holds (text, sender name,
+/// file name): what a history-sync plan needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MessageKey {
+    /// Sender timestamp (ms).
+    pub ts: i64,
+    /// The message's id.
+    pub id: MessageId,
+    /// Bytes of text, sender name and file name.
+    pub bytes: u32,
+}

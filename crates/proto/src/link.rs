@@ -1,0 +1,341 @@
+//! Pairing links: what a desktop's QR code holds.
+//!
+//! `tandem://link?v=1&ref=REF&dh=X25519&sig=ED25519&secret=SECRET&exp=MS&broker=URL&name=NAME&platform=PLATFORM`
+//!
+//! - `ref`: the pairing reference, 16 random bytes in lowercase base32 without padding (26
+//!   characters); it names the rendezvous topic `tandem/v1/pair/{ref}`.
+//! - `dh`, `sig`: the desktop's X25519 and Ed25519 public keys, base64url without padding.
+//! - `secret`: the one-time link secret, 32 random bytes, base64url without padding. Only
+//!   someone who saw the code knows it; the phone authenticates its offer with it.
+//! - `exp`: when this code stops being valid (ms since the Unix epoch), so that a phone can
+//!   refuse a stale code before going online.
+//! - `broker`, `name`, `platform`: percent-encoded UTF-8.
+//!
+//! Parsing is strict: the exact prefix, version 1, every parameter exactly once, nothing
+//! unknown, each field valid. Every refusal names the field.
+
+use std::fmt;
+use std::str::FromStr;
+
+use data_encoding::{BASE32_NOPAD, BASE64URL_NOPAD};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
+use tandem_crypto::certificate::{MAX_DEVICE_NAME_LEN, MAX_PLATFORM_LEN};
+use tandem_crypto::{CryptoRng, DevicePublicKeys};
+use zeroize::Zeroizing;
+
+/// The prefix every pairing link starts with.
+pub const LINK_PREFIX: &str = "tandem://link?";
+/// Longest pairing link accepted, in bytes.
+pub const MAX_LINK_LEN: usize = 1024;
+/// Longest broker address in a link, in bytes.
+pub const MAX_BROKER_LEN: usize = 256;
+/// The only link version this build reads and writes.
+pub const LINK_VERSION: u32 = 1;
+
+/// Characters left as they are in text fields: RFC 3986 "unreserved". Everything else is `%XX`.
+const TEXT_ENCODE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// Why a pairing link was refused. Every variant names what was wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LinkError {
+    /// Not a `tandem://link?` link at all.
+    #[error("not a Tandem pairing link (it must start with {LINK_PREFIX})")]
+    Prefix,
+    /// Longer than [`MAX_LINK_LEN`].
+    #[error("the link is {len} bytes long, at most {MAX_LINK_LEN} allowed")]
+    TooLong {
+        /// Its length.
+        len: usize,
+    },
+    /// A version this build does not read.
+    #[error("field v: link version {found} is not supported (this build reads version 1)")]
+    Version {
+        /// The version text found.
+        found: String,
+    },
+    /// A parameter is missing.
+    #[error("field {field} is missing")]
+    Missing {
+        /// The parameter.
+        field: &'static str,
+    },
+    /// A parameter appears twice.
+    #[error("field {field} appears more than once")]
+    Duplicate {
+        /// The parameter.
+        field: String,
+    },
+    /// A parameter this version does not know.
+    #[error("field {field} is not part of a version 1 link")]
+    Unknown {
+        /// The parameter.
+        field: String,
+    },
+    /// A parameter's value is invalid.
+    #[error("field {field}: {reason}")]
+    Field {
+        /// The parameter.
+        field: &'static str,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A pairing reference: 16 random bytes naming one QR code's rendezvous topic.
+#[derive(
+    Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+pub struct PairingRef(pub [u8; 16]);
+
+impl PairingRef {
+    /// A fresh random reference.
+    pub fn random(rng: &mut impl CryptoRng) -> Self {
+        let mut bytes = [0u8; 16];
+        rng.fill_bytes(&mut bytes);
+        Self(bytes)
+    }
+
+    /// The MQTT topic of this code's rendezvous: `tandem/v1/pair/{ref}`.
+    #[must_use]
+    pub fn topic(&self) -> String {
+        format!("tandem/v1/pair/{self}")
+    }
+}
+
+impl fmt::Display for PairingRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&BASE32_NOPAD.encode(&self.0).to_ascii_lowercase())
+    }
+}
+
+impl fmt::Debug for PairingRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PairingRef({self})")
+    }
+}
+
+/// The one-time link secret (32 bytes), erased on drop.
+#[derive(Clone, PartialEq, Eq)]
+pub struct LinkSecret(Zeroizing<[u8; 32]>);
+
+impl LinkSecret {
+    /// A fresh random secret.
+    pub fn random(rng: &mut impl CryptoRng) -> Self {
+        let mut bytes = Zeroizing::new([0u8; 32]);
+        rng.fill_bytes(bytes.as_mut_slice());
+        Self(bytes)
+    }
+
+    /// Wraps known bytes.
+    #[must_use]
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(Zeroizing::new(bytes))
+    }
+
+    /// The secret bytes.
+    #[must_use]
+    pub fn expose(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for LinkSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("LinkSecret(<redacted>)")
+    }
+}
+
+/// A parsed, valid pairing link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PairingLink {
+    /// The code's rendezvous reference.
+    pub pairing_ref: PairingRef,
+    /// The desktop's public keys (the offer is sealed to `x25519`).
+    pub keys: DevicePublicKeys,
+    /// The link secret.
+    pub secret: LinkSecret,
+    /// When the code stops being valid (ms since the Unix epoch).
+    pub expires_at_ms: i64,
+    /// The broker both sides meet on (`mqtt://host:port`).
+    pub broker: String,
+    /// The desktop's device name.
+    pub name: String,
+    /// The desktop's platform.
+    pub platform: String,
+}
+
+impl PairingLink {
+    /// Checks the fields a link carries (used by [`FromStr`] and before formatting).
+    ///
+    /// # Errors
+    /// [`LinkError::Field`] naming the first bad field; [`LinkError::TooLong`] when the fields
+    /// together make a link longer than [`MAX_LINK_LEN`].
+    pub fn validate(&self) -> Result<(), LinkError> {
+        check_text("name", &self.name, MAX_DEVICE_NAME_LEN)?;
+        check_text("platform", &self.platform, MAX_PLATFORM_LEN)?;
+        check_broker(&self.broker)?;
+        if self.expires_at_ms < 0 {
+            return Err(field("exp", "must not be negative"));
+        }
+        let len = self.to_string().len();
+        if len > MAX_LINK_LEN {
+            return Err(LinkError::TooLong { len });
+        }
+        Ok(())
+    }
+}
+
+fn field(field: &'static str, reason: impl Into<String>) -> LinkError {
+    LinkError::Field {
+        field,
+        reason: reason.into(),
+    }
+}
+
+fn check_text(name: &'static str, text: &str, max: usize) -> Result<(), LinkError> {
+    if text.is_empty() {
+        return Err(field(name, "is empty"));
+    }
+    if text.len() > max {
+        return Err(field(name, format!("is longer than {max} bytes")));
+    }
+    if text.chars().any(char::is_control) {
+        return Err(field(name, "contains control characters"));
+    }
+    Ok(())
+}
+
+fn check_broker(broker: &str) -> Result<(), LinkError> {
+    if broker.len() > MAX_BROKER_LEN {
+        return Err(field(
+            "broker",
+            format!("is longer than {MAX_BROKER_LEN} bytes"),
+        ));
+    }
+    let rest = broker
+        .strip_prefix("mqtt://")
+        .or_else(|| broker.strip_prefix("mqtts://"))
+        .ok_or_else(|| field("broker", "must be an mqtt:// or mqtts:// address"))?;
+    if rest.is_empty() || rest.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(field("broker", "has no valid host"));
+    }
+    Ok(())
+}
+
+impl fmt::Display for PairingLink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{LINK_PREFIX}v={LINK_VERSION}&ref={}&dh={}&sig={}&secret={}&exp={}&broker={}&name={}&platform={}",
+            self.pairing_ref,
+            BASE64URL_NOPAD.encode(&self.keys.x25519),
+            BASE64URL_NOPAD.encode(&self.keys.ed25519),
+            Zeroizing::new(BASE64URL_NOPAD.encode(self.secret.expose())).as_str(),
+            self.expires_at_ms,
+            utf8_percent_encode(&self.broker, TEXT_ENCODE),
+            utf8_percent_encode(&self.name, TEXT_ENCODE),
+            utf8_percent_encode(&self.platform, TEXT_ENCODE),
+        )
+    }
+}
+
+const FIELDS: [&str; 9] = [
+    "v", "ref", "dh", "sig", "secret", "exp", "broker", "name", "platform",
+];
+
+fn decode_32(name: &'static str, value: &str) -> Result<[u8; 32], LinkError> {
+    let bytes = BASE64URL_NOPAD
+        .decode(value.as_bytes())
+        .map_err(|_| field(name, "is not base64url without padding"))?;
+    bytes
+        .try_into()
+        .map_err(|b: Vec<u8>| field(name, format!("holds {} bytes instead of 32", b.len())))
+}
+
+fn decode_text(name: &'static str, value: &str) -> Result<String, LinkError> {
+    percent_decode_str(value)
+        .decode_utf8()
+        .map(|s| s.into_owned())
+        .map_err(|_| field(name, "is not percent-encoded UTF-8"))
+}
+
+impl FromStr for PairingLink {
+    type Err = LinkError;
+
+    fn from_str(text: &str) -> Result<Self, LinkError> {
+        let text = text.trim();
+        if text.len() > MAX_LINK_LEN {
+            return Err(LinkError::TooLong { len: text.len() });
+        }
+        let query = text.strip_prefix(LINK_PREFIX).ok_or(LinkError::Prefix)?;
+        let mut values: [Option<&str>; 9] = [None; 9];
+        for pair in query.split('&') {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let slot = FIELDS
+                .iter()
+                .position(|f| *f == key)
+                .and_then(|i| values.get_mut(i))
+                .ok_or_else(|| LinkError::Unknown {
+                    field: key.chars().take(32).collect(),
+                })?;
+            if slot.replace(value).is_some() {
+                return Err(LinkError::Duplicate {
+                    field: key.to_owned(),
+                });
+            }
+        }
+        let get = |i: usize| -> Result<&str, LinkError> {
+            let name = FIELDS.get(i).copied().unwrap_or("?");
+            values
+                .get(i)
+                .copied()
+                .flatten()
+                .ok_or(LinkError::Missing { field: name })
+        };
+        let version = get(0)?;
+        if version != "1" {
+            return Err(LinkError::Version {
+                found: version.chars().take(16).collect(),
+            });
+        }
+        let pairing_ref = {
+            let raw = get(1)?.to_ascii_uppercase();
+            let bytes = BASE32_NOPAD
+                .decode(raw.as_bytes())
+                .map_err(|_| field("ref", "is not base32"))?;
+            PairingRef(
+                bytes
+                    .try_into()
+                    .map_err(|_| field("ref", "does not hold 16 bytes"))?,
+            )
+        };
+        let x25519 = decode_32("dh", get(2)?)?;
+        let ed25519 = decode_32("sig", get(3)?)?;
+        let secret = LinkSecret::from_bytes(decode_32("secret", get(4)?)?);
+        let expires_at_ms = get(5)?
+            .parse::<i64>()
+            .map_err(|_| field("exp", "is not a whole number of milliseconds"))?;
+        let link = PairingLink {
+            pairing_ref,
+            keys: DevicePublicKeys { x25519, ed25519 },
+            secret,
+            expires_at_ms,
+            broker: decode_text("broker", get(6)?)?,
+            name: decode_text("name", get(7)?)?,
+            platform: decode_text("platform", get(8)?)?,
+        };
+        link.validate()?;
+        link.keys
+            .check()
+            .map_err(|(name, reason)| field(name, reason))?;
+        Ok(link)
+    }
+}
+
+#[cfg(test)]
+#[path = "link_tests.rs"]
+mod tests;
