@@ -27,14 +27,14 @@ pub fn run(listen: SocketAddr) -> anyhow::Result<()> {
 
 /// SIGINT (Ctrl-C) and SIGTERM, registered up front.
 #[cfg(unix)]
-struct StopSignal {
+pub(crate) struct StopSignal {
     interrupt: tokio::signal::unix::Signal,
     terminate: tokio::signal::unix::Signal,
 }
 
 #[cfg(unix)]
 impl StopSignal {
-    fn install() -> std::io::Result<Self> {
+    pub(crate) fn install() -> std::io::Result<Self> {
         use tokio::signal::unix::{SignalKind, signal};
         Ok(Self {
             interrupt: signal(SignalKind::interrupt())?,
@@ -42,7 +42,7 @@ impl StopSignal {
         })
     }
 
-    async fn recv(mut self) -> std::io::Result<()> {
+    pub(crate) async fn recv(mut self) -> std::io::Result<()> {
         tokio::select! {
             _ = self.interrupt.recv() => Ok(()),
             _ = self.terminate.recv() => Ok(()),
@@ -52,15 +52,15 @@ impl StopSignal {
 
 /// Ctrl-C where there are no Unix signals.
 #[cfg(not(unix))]
-struct StopSignal;
+pub(crate) struct StopSignal;
 
 #[cfg(not(unix))]
 impl StopSignal {
-    fn install() -> std::io::Result<Self> {
+    pub(crate) fn install() -> std::io::Result<Self> {
         Ok(Self)
     }
 
-    async fn recv(self) -> std::io::Result<()> {
+    pub(crate) async fn recv(self) -> std::io::Result<()> {
         tokio::signal::ctrl_c().await
     }
 }

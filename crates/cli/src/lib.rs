@@ -3,6 +3,7 @@
 //! Argument parsing and output only; the work happens in `tandem-engine`.
 
 pub mod broker;
+pub mod devices;
 pub mod output;
 
 use std::path::PathBuf;

@@ -61,6 +61,53 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// A command for a linked device, on a device that is not linked.
+    #[error(
+        "this device is not linked: run `tandem link --broker URL` and scan the code with the phone"
+    )]
+    NotLinked,
+    /// `link` on a device that already belongs to an account.
+    #[error("this device is already linked to account {account}; refusing to link it again")]
+    AlreadyLinked {
+        /// The account.
+        account: String,
+    },
+    /// The phone removed this device from the account.
+    #[error("this device was unlinked by the phone; its keys and local data are erased")]
+    Unlinked,
+    /// The user said no.
+    #[error("link cancelled")]
+    Cancelled,
+    /// A pairing link (QR code) was refused.
+    #[error("bad link: {0}")]
+    Link(#[from] tandem_proto::link::LinkError),
+    /// Pairing ended without a link.
+    #[error(transparent)]
+    Pairing(#[from] tandem_proto::pairing::PairingError),
+    /// A history-sync message could not be made.
+    #[error(transparent)]
+    Sync(#[from] tandem_proto::sync::SyncError),
+    /// The history sync ended without the phone's whole history.
+    #[error("history sync failed: {0}")]
+    SyncFailed(String),
+    /// The history sync did not finish in time.
+    #[error(
+        "sync not finished: {done} of {total} messages so far (the phone may be offline); run `tandem sync` again"
+    )]
+    SyncTimeout {
+        /// Messages synced.
+        done: u64,
+        /// Messages planned.
+        total: u64,
+    },
+    /// The broker could not be reached or refused a request.
+    #[error("broker {url}: {reason}")]
+    Broker {
+        /// The broker.
+        url: String,
+        /// Why.
+        reason: String,
+    },
     /// The system's random number generator failed.
     #[error("the system random number generator failed: {0}")]
     Random(String),
@@ -83,6 +130,15 @@ impl Error {
             Self::NoAccount => "no_account",
             Self::BadInput(_) => "bad_input",
             Self::Corrupt { .. } => "corrupt",
+            Self::NotLinked => "not_linked",
+            Self::AlreadyLinked { .. } => "already_linked",
+            Self::Unlinked => "unlinked",
+            Self::Cancelled => "cancelled",
+            Self::Link(_) => "bad_link",
+            Self::Pairing(_) => "pairing",
+            Self::Sync(_) | Self::SyncFailed(_) => "sync",
+            Self::SyncTimeout { .. } => "timeout",
+            Self::Broker { .. } => "broker",
         }
     }
 }

@@ -6,9 +6,14 @@
 //! Front ends parse arguments and print; everything they show comes from here.
 
 mod account;
+mod desktop;
 mod error;
+mod history;
 mod home;
+mod identity;
 mod import;
+mod mqtt;
+mod phone;
 mod read;
 mod replay;
 pub mod synth;
@@ -20,18 +25,25 @@ pub use tandem_store::KeychainUse;
 use tandem_store::{KeySource, Store};
 
 pub use account::AccountCreated;
+pub use desktop::{LinkOptions, SyncReport};
 pub use error::{Error, Result};
+pub use history::{PlanBound, RECENT_PER_CHAT};
 pub use home::{Role, default_home};
 pub use import::ImportOptions;
+pub use phone::ServeUntil;
 pub use replay::StoreReplayGuard;
+pub use tandem_proto::link::PairingLink;
+pub use tandem_proto::pairing::QrSchedule;
 pub use views::{
-    ChatView, GenerateReport, ImportReport, MessageView, SearchHitView, Status, SyncView,
+    ChatView, DeviceView, Event, GenerateReport, ImportReport, MessageView, SearchHitView, Status,
+    SyncView, UnlinkReport,
 };
 
 /// One device's engine over its home directory.
 #[derive(Debug)]
 pub struct Engine {
     home: PathBuf,
+    keychain: KeychainUse,
     key_source: KeySource,
     store: Store,
 }
@@ -49,9 +61,20 @@ impl Engine {
         let (store, key_source) = Store::open_in_home_with(home, keychain)?;
         Ok(Self {
             home: home.to_path_buf(),
+            keychain,
             key_source,
             store,
         })
+    }
+
+    /// Erases this device's store and its key (for a device the phone unlinked): the database
+    /// files and the key file or keychain entry. The home directory itself stays.
+    ///
+    /// # Errors
+    /// [`Error::Open`] naming a file that could not be removed.
+    pub fn erase(self) -> Result<()> {
+        self.store.erase(&self.home, self.keychain)?;
+        Ok(())
     }
 
     /// The home directory this engine runs in.

@@ -40,7 +40,7 @@ impl Engine {
             (_, None) => "unlinked",
             (Some("primary"), _) => "primary",
             (Some("bridge"), _) => "bridge",
-            _ => "multi-device",
+            _ => "multi",
         };
         let sync = store
             .sync_states()?
@@ -52,6 +52,8 @@ impl Engine {
                     state: "none",
                     done: 0,
                     total: 0,
+                    chunks_done: 0,
+                    chunks_total: 0,
                 },
                 |s| SyncView {
                     state: match s.phase {
@@ -61,6 +63,8 @@ impl Engine {
                     },
                     done: s.messages_done,
                     total: s.messages_total,
+                    chunks_done: s.chunks_done,
+                    chunks_total: s.chunks_total,
                 },
             );
         Ok(Status {

@@ -56,6 +56,10 @@ pub struct SyncView {
     pub done: u64,
     /// Messages the sync will bring in all.
     pub total: u64,
+    /// Chunks synced so far.
+    pub chunks_done: u32,
+    /// Chunks in the sync.
+    pub chunks_total: u32,
 }
 
 /// `status`: `{"account","device","linked","mode","chats","messages","sync":{...}}`.
@@ -67,7 +71,8 @@ pub struct Status {
     pub device: Option<String>,
     /// Whether this device belongs to an account (the primary always does once initialised).
     pub linked: bool,
-    /// `"primary"`, `"multi-device"`, `"bridge"`, or `"unlinked"`.
+    /// `"primary"`, `"multi"` (a linked device with its own broker session), `"bridge"`, or
+    /// `"unlinked"`.
     pub mode: &'static str,
     /// Chats in the local store.
     pub chats: u64,
@@ -101,4 +106,103 @@ pub struct GenerateReport {
     pub messages: u64,
     /// Messages that were new to the store.
     pub added: u64,
+}
+
+/// What linking, syncing and serving report as they go (one JSON line each with `--json`,
+/// tagged by `"event"`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// Desktop: show this pairing code (replacing the previous one).
+    Code {
+        /// The link the QR code holds.
+        link: String,
+        /// 0 for the first code, then 1, 2...
+        index: u32,
+        /// When the phone stops accepting it (ms).
+        expires_at: i64,
+    },
+    /// Desktop: an offer was refused; still waiting for a valid scan.
+    Refused {
+        /// Why.
+        reason: String,
+    },
+    /// Desktop: linked to an account.
+    Linked {
+        /// The account id.
+        account: String,
+        /// This device's new id.
+        device: String,
+    },
+    /// Phone: a code asks to link this device.
+    Device {
+        /// Its name.
+        name: String,
+        /// Its platform.
+        platform: String,
+    },
+    /// Phone: the device is linked.
+    #[serde(rename = "linked")]
+    DeviceLinked {
+        /// Its id.
+        device: String,
+        /// Its name.
+        name: String,
+        /// Its platform.
+        platform: String,
+    },
+    /// Both: history sync progress.
+    Progress {
+        /// Chunks acknowledged.
+        chunks_done: u32,
+        /// Chunks in the sync.
+        chunks_total: u32,
+        /// Messages in acknowledged chunks.
+        messages_done: u64,
+        /// Messages in the sync.
+        messages_total: u64,
+    },
+    /// Both: the sync is complete (and, on the device, verified).
+    Synced {
+        /// Chunks.
+        chunks: u32,
+        /// Messages.
+        messages: u64,
+    },
+    /// Desktop: no chunk for a while; asking the phone to resume.
+    Waiting {
+        /// What is awaited.
+        reason: String,
+    },
+    /// Phone: connected and serving its devices.
+    Serving {
+        /// This device.
+        device: String,
+        /// The broker.
+        broker: String,
+    },
+}
+
+/// One device of the account: `{"id","name","platform","linked_at","primary"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeviceView {
+    /// Its id (`account.index`).
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// Its platform.
+    pub platform: String,
+    /// When it was linked (ms).
+    pub linked_at: i64,
+    /// Whether it is the primary (the phone).
+    pub primary: bool,
+}
+
+/// What `unlink` did: `{"unlinked","version"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UnlinkReport {
+    /// The removed device.
+    pub unlinked: String,
+    /// The new device list's version.
+    pub version: u64,
 }

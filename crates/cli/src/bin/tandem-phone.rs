@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use tandem_cli::devices::{self, ScanArgs};
 use tandem_cli::{Global, Read, exit_with, init_logging, output, run_read};
 use tandem_engine::{Engine, ImportOptions, Role};
 
@@ -54,6 +55,24 @@ enum Command {
         /// Seed: the same seed gives the same history.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+    },
+    /// Link a desktop: read its QR code (image or link text), confirm, send its history.
+    Scan(ScanArgs),
+    /// Stay connected: serve linked devices (history sync resumptions, older pages).
+    Run {
+        /// The broker (default: the one of the last link).
+        #[arg(long)]
+        broker: Option<String>,
+    },
+    /// List the account's devices.
+    Devices,
+    /// Remove a device from the account; it erases its data on its next connection.
+    Unlink {
+        /// The device id (see `devices`).
+        device: String,
+        /// The broker (default: the one of the last link).
+        #[arg(long)]
+        broker: Option<String>,
     },
     #[command(flatten)]
     Read(Read),
@@ -116,6 +135,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     report.messages, report.chats, report.added
                 ))?;
             }
+        }
+        Command::Scan(args) => devices::scan(&engine, &args, json)?,
+        Command::Run { broker } => devices::run(&engine, broker.as_deref(), json)?,
+        Command::Devices => devices::devices(&engine, json)?,
+        Command::Unlink { device, broker } => {
+            devices::unlink(&engine, &device, broker.as_deref(), json)?;
         }
         Command::Read(read) => run_read(&engine, &read, json)?,
     }

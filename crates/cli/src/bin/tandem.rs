@@ -4,10 +4,12 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use tandem_cli::devices::{self, LinkArgs};
 use tandem_cli::{Global, Read, exit_with, init_logging, run_read};
 use tandem_engine::{Engine, Role};
 
-/// Tandem's headless companion: browse and search this device's history, run a broker.
+/// Tandem's headless companion: link to the phone by QR code, sync and browse the history, run a
+/// broker.
 #[derive(Debug, Parser)]
 #[command(name = "tandem", version, about)]
 struct Cli {
@@ -25,6 +27,14 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:1883")]
         listen: SocketAddr,
     },
+    /// Link this device to the phone: show a QR code, wait for the scan, sync the history.
+    Link(LinkArgs),
+    /// Finish an interrupted history sync (returns at once when nothing is pending).
+    Sync {
+        /// Give up after SECS seconds.
+        #[arg(long, value_name = "SECS")]
+        timeout: Option<u64>,
+    },
     #[command(flatten)]
     Read(Read),
 }
@@ -41,6 +51,14 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Broker { listen } => tandem_cli::broker::run(listen),
+        Command::Link(args) => {
+            let engine = Engine::open(&cli.global.home(Role::Desktop)?)?;
+            devices::link(engine, &args, cli.global.json)
+        }
+        Command::Sync { timeout } => {
+            let engine = Engine::open(&cli.global.home(Role::Desktop)?)?;
+            devices::sync(engine, timeout, cli.global.json)
+        }
         Command::Read(read) => {
             let engine = Engine::open(&cli.global.home(Role::Desktop)?)?;
             run_read(&engine, &read, cli.global.json)

@@ -1,0 +1,369 @@
+//! The linking commands of both programs: `tandem link` / `tandem sync` on the companion,
+//! `tandem-phone scan` / `run` / `devices` / `unlink` on the primary. Each builds the engine
+//! call, runs it on a small runtime until it ends or a stop signal arrives, and prints what it
+//! reports: JSON Lines with `--json`, else a QR code, messages and a progress bar for people.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{ArgGroup, Args};
+use indicatif::{ProgressBar, ProgressStyle};
+use tandem_engine::{
+    Engine, Error as EngineError, Event, LinkOptions, PlanBound, QrSchedule, SyncReport,
+};
+
+use crate::broker::StopSignal;
+use crate::output;
+
+/// `tandem link`.
+#[derive(Debug, Args)]
+pub struct LinkArgs {
+    /// The broker the phone and this device meet on, e.g. mqtt://127.0.0.1:1883.
+    #[arg(long)]
+    pub broker: String,
+    /// This device's name, as the phone shows it (default: "Tandem on HOSTNAME").
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Keep FILE updated with the current code as a PNG image.
+    #[arg(long, value_name = "FILE")]
+    pub qr_png: Option<PathBuf>,
+    /// Keep FILE updated with the current code's link text.
+    #[arg(long, value_name = "FILE")]
+    pub qr_text: Option<PathBuf>,
+    /// How long codes are shown in all, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 160)]
+    pub timeout: u64,
+    /// Life of the first code in ms (tests).
+    #[arg(long, hide = true, default_value_t = 60_000)]
+    pub qr_first_ms: u64,
+    /// Life of every later code in ms (tests).
+    #[arg(long, hide = true, default_value_t = 20_000)]
+    pub qr_every_ms: u64,
+}
+
+/// `tandem-phone scan`.
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("code").required(true).args(["qr_png", "link"])))]
+pub struct ScanArgs {
+    /// An image (PNG or JPEG) of the desktop's QR code.
+    #[arg(long, value_name = "FILE")]
+    pub qr_png: Option<PathBuf>,
+    /// The desktop's link text (`tandem://link?...`).
+    #[arg(long, value_name = "TEXT")]
+    pub link: Option<String>,
+    /// Link without asking for confirmation.
+    #[arg(long)]
+    pub yes: bool,
+    /// Sync only the last DAYS days of history (the newest messages of every chat always go;
+    /// older ones can be fetched on demand).
+    #[arg(long, value_name = "DAYS")]
+    pub days: Option<u32>,
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}
+
+/// Prints what the engine reports as it goes.
+struct Reporter {
+    json: bool,
+    qr_png: Option<PathBuf>,
+    qr_text: Option<PathBuf>,
+    bar: Option<ProgressBar>,
+    failure: Option<anyhow::Error>,
+}
+
+impl Reporter {
+    fn new(json: bool) -> Self {
+        Self {
+            json,
+            qr_png: None,
+            qr_text: None,
+            bar: None,
+            failure: None,
+        }
+    }
+
+    fn on(&mut self, event: &Event) {
+        if let Err(e) = self.show(event)
+            && self.failure.is_none()
+        {
+            self.failure = Some(e);
+        }
+    }
+
+    fn show(&mut self, event: &Event) -> anyhow::Result<()> {
+        if let Event::Code { link, .. } = event {
+            self.save_code(link)?;
+        }
+        if self.json {
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "{}", serde_json::to_string(event)?)?;
+            out.flush()?;
+            return Ok(());
+        }
+        match event {
+            Event::Code {
+                link,
+                index,
+                expires_at,
+            } => {
+                let code = tandem_qr::QrCode::new(link)?;
+                let mut out = std::io::stdout().lock();
+                if std::io::stdout().is_terminal() {
+                    write!(out, "\x1b[2J\x1b[H")?;
+                }
+                writeln!(out, "{}", code.to_terminal())?;
+                writeln!(
+                    out,
+                    "Scan this code with the phone (code {}, valid until {}), or run there:\n  tandem-phone scan --link '{link}'",
+                    index + 1,
+                    output::time(*expires_at)
+                )?;
+                out.flush()?;
+            }
+            Event::Refused { reason } => eprintln!("warning: refused a scan: {reason}"),
+            Event::Linked { account, device } => {
+                output::line(&format!(
+                    "Linked to account {account} as device {device}. Syncing history..."
+                ))?;
+            }
+            Event::Device { .. } => {}
+            Event::DeviceLinked {
+                device,
+                name,
+                platform,
+            } => output::line(&format!(
+                "Linked \"{name}\" ({platform}) as {device}. Sending history..."
+            ))?,
+            Event::Progress {
+                chunks_done,
+                chunks_total,
+                messages_done,
+                messages_total,
+            } => {
+                let bar = self.bar.get_or_insert_with(|| {
+                    let bar = ProgressBar::new(*messages_total);
+                    bar.set_style(
+                        ProgressStyle::with_template(
+                            "{bar:30} {pos}/{len} messages ({percent}%) {msg}",
+                        )
+                        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                    );
+                    bar
+                });
+                bar.set_length(*messages_total);
+                bar.set_position(*messages_done);
+                bar.set_message(format!("chunk {chunks_done}/{chunks_total}"));
+            }
+            Event::Synced { chunks, messages } => {
+                if let Some(bar) = self.bar.take() {
+                    bar.finish_and_clear();
+                }
+                output::line(&format!(
+                    "History synced: {messages} messages in {chunks} chunks."
+                ))?;
+            }
+            Event::Waiting { reason } => {
+                if let Some(bar) = &self.bar {
+                    bar.set_message(reason.clone());
+                } else {
+                    eprintln!("{reason}");
+                }
+            }
+            Event::Serving { device, broker } => {
+                eprintln!("Serving {device} on {broker} (Ctrl-C to stop).");
+            }
+        }
+        Ok(())
+    }
+
+    fn save_code(&self, link: &str) -> anyhow::Result<()> {
+        if let Some(path) = &self.qr_text {
+            write_atomically(path, format!("{link}\n").as_bytes())?;
+        }
+        if let Some(path) = &self.qr_png {
+            let png = tandem_qr::QrCode::new(link)?.to_png(8)?;
+            tandem_qr::write_png_atomically(path, &png)?;
+        }
+        Ok(())
+    }
+
+    fn finish<T>(mut self, result: anyhow::Result<T>) -> anyhow::Result<T> {
+        if let Some(bar) = self.bar.take() {
+            bar.abandon();
+        }
+        let value = result?;
+        match self.failure {
+            Some(e) => Err(e),
+            None => Ok(value),
+        }
+    }
+}
+
+/// Writes `bytes` to a temporary file beside `path`, then renames it over `path`.
+fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("writing {}", path.display()))?;
+    tmp.write_all(bytes)?;
+    tmp.persist(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+fn default_name() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty());
+    let mut name = match host {
+        Some(host) => format!("Tandem on {host}"),
+        None => "Tandem desktop".to_owned(),
+    };
+    while name.len() > 64 {
+        name.pop();
+    }
+    name
+}
+
+/// Runs `work` until it ends or a stop signal arrives (then: "interrupted").
+fn until_stopped<T>(
+    work: impl std::future::Future<Output = tandem_engine::Result<T>>,
+) -> anyhow::Result<T> {
+    runtime()?.block_on(async {
+        let stop = StopSignal::install()?;
+        tokio::select! {
+            result = work => Ok(result?),
+            _ = stop.recv() => Err(anyhow::anyhow!("interrupted")),
+        }
+    })
+}
+
+fn erase_if_unlinked<T>(engine: Engine, result: anyhow::Result<T>) -> anyhow::Result<T> {
+    if let Err(e) = &result
+        && matches!(e.downcast_ref::<EngineError>(), Some(EngineError::Unlinked))
+    {
+        engine.erase()?;
+    }
+    result
+}
+
+/// `tandem link`.
+pub fn link(engine: Engine, args: &LinkArgs, json: bool) -> anyhow::Result<()> {
+    let ms = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    let options = LinkOptions {
+        broker: args.broker.clone(),
+        name: args.name.clone().unwrap_or_else(default_name),
+        platform: std::env::consts::OS.to_owned(),
+        schedule: QrSchedule {
+            first_ms: ms(args.qr_first_ms),
+            every_ms: ms(args.qr_every_ms),
+            total_ms: ms(args.timeout.saturating_mul(1000)),
+        },
+        sync_timeout: None,
+    };
+    let mut reporter = Reporter::new(json);
+    reporter.qr_png.clone_from(&args.qr_png);
+    reporter.qr_text.clone_from(&args.qr_text);
+    let result = until_stopped(engine.link(&options, &mut |e| reporter.on(e)));
+    let result = reporter.finish(result);
+    erase_if_unlinked(engine, result).map(|_: SyncReport| ())
+}
+
+/// `tandem sync`.
+pub fn sync(engine: Engine, timeout: Option<u64>, json: bool) -> anyhow::Result<()> {
+    let mut reporter = Reporter::new(json);
+    let result =
+        until_stopped(engine.sync(timeout.map(Duration::from_secs), &mut |e| reporter.on(e)));
+    let result = reporter.finish(result);
+    erase_if_unlinked(engine, result).map(|_| ())
+}
+
+fn ask(name: &str, platform: &str) -> bool {
+    eprint!("Link \"{name}\" ({platform}) to this account? [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    match std::io::stdin().lock().read_line(&mut answer) {
+        Ok(_) => matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes"),
+        Err(_) => false,
+    }
+}
+
+/// `tandem-phone scan`.
+pub fn scan(engine: &Engine, args: &ScanArgs, json: bool) -> anyhow::Result<()> {
+    let text = match (&args.qr_png, &args.link) {
+        (Some(path), _) => tandem_qr::decode_image_file(path)?,
+        (None, Some(text)) => text.clone(),
+        (None, None) => anyhow::bail!("give --qr-png FILE or --link TEXT"),
+    };
+    let link = Engine::parse_link(&text)?;
+    let bound = PlanBound {
+        since_ms: args
+            .days
+            .map(|d| jiff::Timestamp::now().as_millisecond() - i64::from(d) * 86_400_000),
+    };
+    let yes = args.yes;
+    let mut reporter = Reporter::new(json);
+    let mut confirm = |name: &str, platform: &str| yes || ask(name, platform);
+    let result = until_stopped(engine.scan(link, bound, &mut confirm, &mut |e| reporter.on(e)));
+    reporter.finish(result).map(|_| ())
+}
+
+/// `tandem-phone run`: serves until a stop signal (exit 0).
+pub fn run(engine: &Engine, broker: Option<&str>, json: bool) -> anyhow::Result<()> {
+    let mut reporter = Reporter::new(json);
+    let mut on = |e: &Event| reporter.on(e);
+    let outcome = runtime()?.block_on(async {
+        let stop = StopSignal::install()?;
+        tokio::select! {
+            result = engine.serve(broker, &mut on) => result.map_err(anyhow::Error::from),
+            _ = stop.recv() => Ok(()),
+        }
+    });
+    reporter.finish(outcome)
+}
+
+/// `tandem-phone devices`.
+pub fn devices(engine: &Engine, json: bool) -> anyhow::Result<()> {
+    let devices = engine.devices()?;
+    if json {
+        return output::json(&devices);
+    }
+    for d in &devices {
+        output::line(&format!(
+            "{}  {} ({}){}  linked {}",
+            d.id,
+            d.name,
+            d.platform,
+            if d.primary { " [this phone]" } else { "" },
+            output::time(d.linked_at)
+        ))?;
+    }
+    Ok(())
+}
+
+/// `tandem-phone unlink`.
+pub fn unlink(
+    engine: &Engine,
+    device: &str,
+    broker: Option<&str>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let report = until_stopped(engine.unlink(device, broker))?;
+    if json {
+        return output::json(&report);
+    }
+    output::line(&format!(
+        "Unlinked {} (device list version {}).",
+        report.unlinked, report.version
+    ))
+}

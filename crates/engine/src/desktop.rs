@@ -1,0 +1,609 @@
+//! The companion's side: linking by QR code ([`Engine::link`]) and receiving the history sync
+//! ([`Engine::sync`]), each one loop over one MQTT connection feeding the sans-I/O machines of
+//! `tandem_proto::pairing` and `tandem_proto::sync`.
+//!
+//! Crash safety: a chunk is imported, the progress and the running digest recorded, the
+//! pairwise session and the envelope id remembered, all in one durable transaction; only then
+//! is the MQTT publish acknowledged and the chunk acknowledged to the phone. A process killed at
+//! any point gets the unacknowledged envelope again from its persistent session (or the phone
+//! resends it after a `Resume`), and a chunk already imported is only acknowledged again.
+
+use std::time::Duration;
+
+use tandem_crypto::{DeviceKeys, OsRng, accept};
+use tandem_proto::pairing::{DesktopEvent, DesktopPairing, LinkedDevice, Output, QrSchedule};
+use tandem_proto::sync::{CHAIN_START, ChunkDecision, SyncMessage, chain, receive_decision};
+use tandem_proto::{Body, OpenedBody};
+use tandem_store::{Account, Contact, SyncPhase, SyncRole, SyncState, identity};
+use tokio::time::Instant;
+
+use crate::identity::{Identity, accept_own_list, open_from_own_device, store_own_list};
+use crate::mqtt::{Connection, Incoming, topics};
+use crate::views::Event;
+use crate::{Engine, Error, Result, history, now_ms};
+
+/// How long the device waits for a chunk before asking the phone to resume.
+const RESUME_AFTER: Duration = Duration::from_secs(3);
+
+/// How a desktop links.
+#[derive(Debug, Clone)]
+pub struct LinkOptions {
+    /// The broker (`mqtt://host:port`) the phone and the desktop meet on.
+    pub broker: String,
+    /// This device's name, as the phone shows it.
+    pub name: String,
+    /// This device's platform.
+    pub platform: String,
+    /// When codes rotate and expire.
+    pub schedule: QrSchedule,
+    /// How long the history sync may take after linking (`None`: no limit).
+    pub sync_timeout: Option<Duration>,
+}
+
+/// What a finished sync holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SyncReport {
+    /// Chunks.
+    pub chunks: u32,
+    /// Messages.
+    pub messages: u64,
+}
+
+/// Converts a deadline in ms since the epoch into a timer instant.
+pub(crate) fn instant_at(ms: i64) -> Instant {
+    let wait = ms.saturating_sub(now_ms()).max(0);
+    Instant::now() + Duration::from_millis(u64::try_from(wait).unwrap_or(0))
+}
+
+fn rng() -> Result<OsRng> {
+    OsRng::new().map_err(|e| Error::Random(e.to_string()))
+}
+
+fn progress(state: &SyncState) -> Event {
+    Event::Progress {
+        chunks_done: state.chunks_done,
+        chunks_total: state.chunks_total,
+        messages_done: state.messages_done,
+        messages_total: state.messages_total,
+    }
+}
+
+/// What one inbox message asks the loop to do once its transaction committed.
+enum Step {
+    Nothing,
+    Ack {
+        index: u32,
+        digest: [u8; 32],
+        count: u64,
+        progress: Option<Event>,
+    },
+    Complete(SyncReport),
+    Failed(String),
+    Unlinked,
+}
+
+impl Engine {
+    /// Links this (fresh) device to an account: shows rotating codes through `on`
+    /// ([`Event::Code`]), answers the phone's offer, stores the identity, then receives the
+    /// whole history ([`Engine::sync`]).
+    ///
+    /// # Errors
+    /// [`Error::AlreadyLinked`] on a device that has an identity; [`Error::Pairing`] when the
+    /// codes expire or a side refuses; [`Error::Broker`] when the broker cannot be reached; the
+    /// errors of [`Engine::sync`].
+    pub async fn link(
+        &self,
+        options: &LinkOptions,
+        on: &mut dyn FnMut(&Event),
+    ) -> Result<SyncReport> {
+        let store = self.store();
+        if store.identity(identity::DEVICE_KEYS)?.is_some()
+            || store.identity(identity::ACCOUNT_KEY)?.is_some()
+        {
+            let account = self.status()?.account.unwrap_or_default();
+            return Err(Error::AlreadyLinked { account });
+        }
+        let mut rng = rng()?;
+        let keys = DeviceKeys::generate(&mut rng);
+        let (mut machine, first) = DesktopPairing::start(
+            keys,
+            &options.name,
+            &options.platform,
+            &options.broker,
+            options.schedule,
+            now_ms(),
+            &mut rng,
+        )?;
+        let mut suffix = [0u8; 8];
+        rand_fill(&mut rng, &mut suffix);
+        let client_id = format!("tandem-pair-{}", hex(&suffix));
+        let mut conn = Connection::new(&options.broker, &client_id, false)?;
+        let mut outputs = first;
+        let linked = loop {
+            if let Some(done) = apply_desktop(&mut conn, outputs, on)? {
+                break done;
+            }
+            let deadline = machine.next_deadline().map(instant_at);
+            outputs = match conn.next(deadline).await? {
+                Incoming::Publish(p) => {
+                    let out = machine.handle(&p.topic, &p.payload, now_ms(), &mut rng);
+                    conn.ack(&p)?;
+                    out
+                }
+                Incoming::Timeout => machine.poll(now_ms(), &mut rng),
+                Incoming::Connected | Incoming::PubAck => Vec::new(),
+            };
+        };
+        self.save_link(machine.keys(), &linked, options)?;
+        conn.disconnect().await;
+        on(&Event::Linked {
+            account: linked.account().to_string(),
+            device: linked.device().to_string(),
+        });
+        self.sync(options.sync_timeout, on).await
+    }
+
+    /// Stores what linking gave: keys, certificate, the account and its device list, contacts,
+    /// and the sync to come, in one durable transaction.
+    fn save_link(
+        &self,
+        keys: &DeviceKeys,
+        linked: &LinkedDevice,
+        options: &LinkOptions,
+    ) -> Result<()> {
+        let account = linked.account();
+        let accepted = accept(&account, None, &linked.device_list)?;
+        let offer = &linked.offer;
+        let broker = offer
+            .brokers
+            .iter()
+            .find(|b| tandem_net::BrokerUrl::parse(b).is_ok())
+            .cloned()
+            .unwrap_or_else(|| options.broker.clone());
+        let certificate = linked.certificate.to_bytes()?;
+        let now = now_ms();
+        self.store().write_durable(|w| -> Result<()> {
+            w.put_identity(identity::DEVICE_KEYS, keys.to_secret_bytes().as_slice())?;
+            w.put_identity(identity::DEVICE_CERTIFICATE, &certificate)?;
+            w.put_identity(identity::ROLE, b"desktop")?;
+            w.put_identity(identity::MODE, b"multi")?;
+            w.put_identity(identity::BROKER_URL, broker.as_bytes())?;
+            w.put_identity(identity::ACCOUNT_NAME, offer.account_name.as_bytes())?;
+            w.put_identity(identity::DEVICE_NAME, options.name.as_bytes())?;
+            w.upsert_account(&Account {
+                id: account.as_bytes().to_vec(),
+                public_key: accepted.list.account_key().to_bytes().to_vec(),
+                display_name: offer.account_name.clone(),
+            })?;
+            store_own_list(w, &accepted, &linked.device_list)?;
+            for contact in &offer.contacts {
+                let id = contact.account_key.account_id();
+                w.upsert_account(&Account {
+                    id: id.as_bytes().to_vec(),
+                    public_key: contact.account_key.to_bytes().to_vec(),
+                    display_name: contact.name.clone(),
+                })?;
+                w.upsert_contact(&Contact {
+                    account: id.as_bytes().to_vec(),
+                    name: contact.name.clone(),
+                    added_at: now,
+                })?;
+            }
+            w.put_sync_state(&SyncState {
+                sync_id: offer.sync.sync_id.to_vec(),
+                role: SyncRole::Receiver,
+                phase: SyncPhase::Running,
+                chunks_done: 0,
+                chunks_total: offer.sync.chunks,
+                messages_done: 0,
+                messages_total: offer.sync.messages,
+                last_acked: None,
+                digest: CHAIN_START.to_vec(),
+                plan: Vec::new(),
+                updated_at: now,
+            })?;
+            Ok(())
+        })
+    }
+
+    /// The newest history sync this device receives, if any.
+    fn receiving(&self) -> Result<Option<SyncState>> {
+        Ok(self
+            .store()
+            .sync_states()?
+            .into_iter()
+            .filter(|s| s.role == SyncRole::Receiver)
+            .max_by_key(|s| s.updated_at))
+    }
+
+    /// Connects and receives the rest of the history sync; returns once it is complete and
+    /// verified (at once when nothing is pending). Asks the phone to resume on every connection
+    /// and whenever chunks stop coming.
+    ///
+    /// # Errors
+    /// [`Error::NotLinked`]; [`Error::Unlinked`] when the phone removed this device (its keys
+    /// are already deleted: call [`Engine::erase`]); [`Error::SyncTimeout`] after `timeout`;
+    /// [`Error::SyncFailed`] when the final counts or digest do not match; store and broker
+    /// errors.
+    pub async fn sync(
+        &self,
+        timeout: Option<Duration>,
+        on: &mut dyn FnMut(&Event),
+    ) -> Result<SyncReport> {
+        let mut id = self.identity()?;
+        if id.account_key.is_some() {
+            return Err(Error::BadInput(
+                "this is the primary device: it sends history, it does not sync it".into(),
+            ));
+        }
+        let Some(state) = self.receiving()? else {
+            on(&Event::Synced {
+                chunks: 0,
+                messages: 0,
+            });
+            return Ok(SyncReport {
+                chunks: 0,
+                messages: 0,
+            });
+        };
+        match state.phase {
+            SyncPhase::Complete => {
+                let report = SyncReport {
+                    chunks: state.chunks_total,
+                    messages: state.messages_done,
+                };
+                on(&Event::Synced {
+                    chunks: report.chunks,
+                    messages: report.messages,
+                });
+                return Ok(report);
+            }
+            SyncPhase::Running => {}
+            _ => {
+                return Err(Error::SyncFailed(
+                    "the history sync was stopped; unlink and link this device again".into(),
+                ));
+            }
+        }
+        let sync_id: [u8; 16] =
+            state
+                .sync_id
+                .as_slice()
+                .try_into()
+                .map_err(|_| Error::Corrupt {
+                    what: "sync state",
+                    reason: "sync id is not 16 bytes".into(),
+                })?;
+        on(&progress(&state));
+        let broker = id.broker.clone().ok_or(Error::Corrupt {
+            what: "broker address",
+            reason: "missing".into(),
+        })?;
+        let mut conn = Connection::new(&broker, &id.device.to_string(), true)?;
+        conn.subscribe(&topics::inbox(&id.device))?;
+        conn.subscribe(&topics::devices(&id.account))?;
+        let give_up = timeout.map(|t| Instant::now() + t);
+        let mut quiet_since = Instant::now();
+        loop {
+            let resume_at = quiet_since + RESUME_AFTER;
+            let deadline = give_up.map_or(resume_at, |g| g.min(resume_at));
+            match conn.next(Some(deadline)).await? {
+                Incoming::Connected => {
+                    self.send_resume(&conn, &id, sync_id)?;
+                    quiet_since = Instant::now();
+                }
+                Incoming::PubAck => {}
+                Incoming::Timeout => {
+                    if give_up.is_some_and(|g| Instant::now() >= g) {
+                        let state = self.receiving()?.unwrap_or(state.clone());
+                        return Err(Error::SyncTimeout {
+                            done: state.messages_done,
+                            total: state.messages_total,
+                        });
+                    }
+                    on(&Event::Waiting {
+                        reason: "no history from the phone for a while; asking it to resume".into(),
+                    });
+                    self.send_resume(&conn, &id, sync_id)?;
+                    quiet_since = Instant::now();
+                }
+                Incoming::Publish(p) => {
+                    let step = if p.topic == topics::devices(&id.account) {
+                        self.on_own_list(&mut id, &p.payload)?
+                    } else {
+                        self.on_inbox(&id, sync_id, &p.payload)?
+                    };
+                    conn.ack(&p)?;
+                    match step {
+                        Step::Nothing => {}
+                        Step::Ack {
+                            index,
+                            digest,
+                            count,
+                            progress,
+                        } => {
+                            quiet_since = Instant::now();
+                            let ack = SyncMessage::Ack {
+                                sync_id,
+                                index,
+                                digest,
+                                count,
+                            };
+                            self.send_sync(&conn, &id, &ack)?;
+                            if let Some(event) = progress {
+                                on(&event);
+                            }
+                        }
+                        Step::Complete(report) => {
+                            conn.disconnect().await;
+                            on(&Event::Synced {
+                                chunks: report.chunks,
+                                messages: report.messages,
+                            });
+                            return Ok(report);
+                        }
+                        Step::Failed(reason) => {
+                            conn.disconnect().await;
+                            return Err(Error::SyncFailed(reason));
+                        }
+                        Step::Unlinked => {
+                            conn.disconnect().await;
+                            return Err(Error::Unlinked);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn send_sync(&self, conn: &Connection, id: &Identity, message: &SyncMessage) -> Result<()> {
+        let primary = tandem_crypto::DeviceId::primary(id.account);
+        let body = Body::HistoryChunk {
+            bytes: message.encode()?,
+        };
+        let envelope = self.seal_to(id, primary, &body)?;
+        conn.publish(&topics::inbox(&primary), envelope, false)
+    }
+
+    fn send_resume(&self, conn: &Connection, id: &Identity, sync_id: [u8; 16]) -> Result<()> {
+        let next = self.receiving()?.map_or(0, |s| s.chunks_done);
+        self.send_sync(conn, id, &SyncMessage::Resume { sync_id, next })
+    }
+
+    /// A device list arrived on the account's retained topic.
+    fn on_own_list(&self, id: &mut Identity, payload: &[u8]) -> Result<Step> {
+        if payload.is_empty() {
+            return Ok(Step::Nothing);
+        }
+        match accept_own_list(id, payload) {
+            Ok((accepted, signed)) => {
+                let gone = !accepted.list.contains(&id.device, &id.keys.public_keys());
+                self.store().write_durable(|w| -> Result<()> {
+                    store_own_list(w, &accepted, &signed)?;
+                    if gone {
+                        forget_identity(w)?;
+                    }
+                    Ok(())
+                })?;
+                id.list = accepted.list;
+                Ok(if gone { Step::Unlinked } else { Step::Nothing })
+            }
+            Err(Error::Crypto(tandem_crypto::Error::DeviceListReplayed { .. })) => {
+                Ok(Step::Nothing)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "ignoring a device list");
+                Ok(Step::Nothing)
+            }
+        }
+    }
+
+    /// An envelope arrived in the inbox: opened, acted on and committed in one transaction.
+    fn on_inbox(&self, id: &Identity, sync_id: [u8; 16], payload: &[u8]) -> Result<Step> {
+        self.store().write_durable(|w| -> Result<Step> {
+            let Some(opened) = open_from_own_device(w, id, payload)? else {
+                return Ok(Step::Nothing);
+            };
+            let from_primary = opened.header.sender.is_primary();
+            let body = match opened.body {
+                OpenedBody::Known(body) => body,
+                OpenedBody::Unsupported { kind, .. } => {
+                    tracing::warn!(kind, "ignoring a message kind this version does not know");
+                    return Ok(Step::Nothing);
+                }
+            };
+            match body {
+                Body::HistoryChunk { bytes } if from_primary => {
+                    let message = match SyncMessage::decode(&bytes) {
+                        Ok(m) => m,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "dropping a history message");
+                            return Ok(Step::Nothing);
+                        }
+                    };
+                    receive(w, sync_id, message)
+                }
+                Body::Unlink { device } if from_primary && device == id.device => {
+                    forget_identity(w)?;
+                    Ok(Step::Unlinked)
+                }
+                Body::DeviceListNotice { list } if from_primary => {
+                    match accept_own_list(id, &list) {
+                        Ok((accepted, signed)) => {
+                            store_own_list(w, &accepted, &signed)?;
+                            if accepted.list.contains(&id.device, &id.keys.public_keys()) {
+                                Ok(Step::Nothing)
+                            } else {
+                                forget_identity(w)?;
+                                Ok(Step::Unlinked)
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "ignoring a device list notice");
+                            Ok(Step::Nothing)
+                        }
+                    }
+                }
+                other => {
+                    tracing::debug!(kind = ?other.kind(), "ignoring a message during sync");
+                    Ok(Step::Nothing)
+                }
+            }
+        })
+    }
+}
+
+/// One history-sync message for this device, inside the inbox transaction.
+fn receive(
+    w: &mut tandem_store::DurableWriter<'_>,
+    sync_id: [u8; 16],
+    message: SyncMessage,
+) -> Result<Step> {
+    let Some(mut state) = w.sync_state(&sync_id)? else {
+        return Ok(Step::Nothing);
+    };
+    match message {
+        SyncMessage::Chunk(chunk) if chunk.sync_id == sync_id => {
+            if let Err(e) = chunk.verify() {
+                tracing::warn!(error = %e, "dropping a history chunk");
+                return Ok(Step::Nothing);
+            }
+            if chunk.total != state.chunks_total {
+                tracing::warn!(index = chunk.index, "dropping a chunk of another plan size");
+                return Ok(Step::Nothing);
+            }
+            match receive_decision(state.chunks_done, chunk.index) {
+                ChunkDecision::Import => {
+                    history::import(w, &chunk.chats, &chunk.messages)?;
+                    let digest: [u8; 32] =
+                        state.digest.as_slice().try_into().unwrap_or(CHAIN_START);
+                    state.digest = chain(&digest, chunk.index, &chunk.digest).to_vec();
+                    state.chunks_done += 1;
+                    state.messages_done += chunk.count();
+                    state.last_acked = Some(chunk.index);
+                    state.updated_at = now_ms();
+                    w.put_sync_state(&state)?;
+                    Ok(Step::Ack {
+                        index: chunk.index,
+                        digest: chunk.digest,
+                        count: chunk.count(),
+                        progress: Some(progress(&state)),
+                    })
+                }
+                ChunkDecision::AckAgain => Ok(Step::Ack {
+                    index: chunk.index,
+                    digest: chunk.digest,
+                    count: chunk.count(),
+                    progress: None,
+                }),
+                ChunkDecision::Drop => Ok(Step::Nothing),
+            }
+        }
+        SyncMessage::Complete {
+            sync_id: done_id,
+            chunks,
+            messages,
+            digest,
+        } if done_id == sync_id => {
+            if state.phase == SyncPhase::Complete {
+                return Ok(Step::Complete(SyncReport {
+                    chunks: state.chunks_done,
+                    messages: state.messages_done,
+                }));
+            }
+            if state.chunks_done < chunks {
+                // Chunks are still on their way (or were dropped): keep going.
+                return Ok(Step::Nothing);
+            }
+            let failure = if state.chunks_done != chunks || state.chunks_total != chunks {
+                Some(format!(
+                    "the phone sent {chunks} chunks, this device holds {} of a plan of {}",
+                    state.chunks_done, state.chunks_total
+                ))
+            } else if state.messages_done != messages {
+                Some(format!(
+                    "the phone sent {messages} messages, this device received {}",
+                    state.messages_done
+                ))
+            } else if state.digest.as_slice() != digest.as_slice() {
+                Some("the digest over the received history does not match the phone's".into())
+            } else {
+                None
+            };
+            state.phase = if failure.is_some() {
+                SyncPhase::Failed
+            } else {
+                SyncPhase::Complete
+            };
+            state.updated_at = now_ms();
+            w.put_sync_state(&state)?;
+            Ok(match failure {
+                Some(reason) => Step::Failed(reason),
+                None => Step::Complete(SyncReport { chunks, messages }),
+            })
+        }
+        SyncMessage::Unknown { sync_id: unknown } if unknown == sync_id => {
+            state.phase = SyncPhase::Failed;
+            state.updated_at = now_ms();
+            w.put_sync_state(&state)?;
+            Ok(Step::Failed(
+                "the phone no longer has this history sync".into(),
+            ))
+        }
+        _ => Ok(Step::Nothing),
+    }
+}
+
+/// Deletes this device's keys and sessions (an unlinked device can neither read nor send).
+fn forget_identity(w: &mut tandem_store::DurableWriter<'_>) -> Result<()> {
+    for name in [
+        identity::DEVICE_KEYS,
+        identity::DEVICE_CERTIFICATE,
+        identity::MODE,
+    ] {
+        w.delete_identity(name)?;
+    }
+    Ok(())
+}
+
+/// Runs a desktop machine's outputs; returns the linked device once it is linked.
+fn apply_desktop(
+    conn: &mut Connection,
+    outputs: Vec<Output<DesktopEvent>>,
+    on: &mut dyn FnMut(&Event),
+) -> Result<Option<LinkedDevice>> {
+    let mut linked = None;
+    for output in outputs {
+        match output {
+            Output::Subscribe(topic) => conn.subscribe(&topic)?,
+            Output::Unsubscribe(topic) => conn.unsubscribe(&topic)?,
+            Output::Publish { topic, payload } => conn.publish(&topic, payload, false)?,
+            Output::Event(DesktopEvent::Code { link, index }) => on(&Event::Code {
+                link: link.to_string(),
+                index,
+                expires_at: link.expires_at_ms,
+            }),
+            Output::Event(DesktopEvent::OfferRefused(reason)) => {
+                tracing::warn!(%reason, "refused a pairing offer");
+                on(&Event::Refused {
+                    reason: reason.to_string(),
+                });
+            }
+            Output::Event(DesktopEvent::Answered { device, .. }) => {
+                tracing::info!(%device, "answered the phone's offer");
+            }
+            Output::Event(DesktopEvent::Linked(device)) => linked = Some(*device),
+            Output::Event(DesktopEvent::Failed(e)) => return Err(Error::Pairing(e)),
+        }
+    }
+    Ok(linked)
+}
+
+pub(crate) fn rand_fill(rng: &mut OsRng, bytes: &mut [u8]) {
+    use tandem_crypto::rng::Rng;
+    rng.fill_bytes(bytes);
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,234 @@
+//! Who this device is, read from the store: its account, keys, device id and the account's
+//! current device list; and the two things every connection does with them: seal a body for
+//! one of the account's devices, and open an envelope that arrived in the inbox.
+
+use tandem_crypto::{
+    Accepted, AccountId, AccountKey, DeviceCertificate, DeviceId, DeviceKeys, DeviceList, OsRng,
+    PairwiseSession, RekeyPolicy, SignedDeviceList, accept,
+};
+use tandem_proto::{Body, Envelope, Flags, MessageId, Opened, SealParams};
+use tandem_store::{Device, DurableWriter, identity};
+
+use crate::account::account_key_from;
+use crate::replay::StoreReplayGuard;
+use crate::{Engine, Error, Result, now_ms};
+
+/// This device's identity.
+pub(crate) struct Identity {
+    pub(crate) account: AccountId,
+    /// The account key, on the primary only.
+    pub(crate) account_key: Option<AccountKey>,
+    pub(crate) keys: DeviceKeys,
+    pub(crate) device: DeviceId,
+    pub(crate) list: DeviceList,
+    pub(crate) account_name: String,
+    pub(crate) broker: Option<String>,
+}
+
+impl std::fmt::Debug for Identity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Identity")
+            .field("device", &self.device)
+            .field("list_version", &self.list.version())
+            .finish_non_exhaustive()
+    }
+}
+
+fn text(value: Option<tandem_store::SecretBytes>) -> Option<String> {
+    value.map(|v| String::from_utf8_lossy(v.expose()).into_owned())
+}
+
+impl Engine {
+    /// This device's identity; [`Error::NotLinked`] when it has none.
+    pub(crate) fn identity(&self) -> Result<Identity> {
+        let store = self.store();
+        let Some(keys) = store.identity(identity::DEVICE_KEYS)? else {
+            return Err(if store.identity(identity::ACCOUNT_KEY)?.is_some() {
+                Error::Corrupt {
+                    what: "device keys",
+                    reason: "missing".into(),
+                }
+            } else {
+                Error::NotLinked
+            });
+        };
+        let keys = DeviceKeys::from_secret_bytes(keys.expose())?;
+        let (account_key, device) = if let Some(key) = store.identity(identity::ACCOUNT_KEY)? {
+            let key = account_key_from(key.expose())?;
+            let device = DeviceId::primary(key.account_id());
+            (Some(key), device)
+        } else if let Some(cert) = store.identity(identity::DEVICE_CERTIFICATE)? {
+            (
+                None,
+                DeviceCertificate::from_bytes(cert.expose())?.device_id(),
+            )
+        } else {
+            return Err(Error::NotLinked);
+        };
+        let account = device.account;
+        let stored = store
+            .device_list(account.as_bytes())?
+            .ok_or(Error::Corrupt {
+                what: "device list",
+                reason: "missing".into(),
+            })?;
+        let list = SignedDeviceList::from_bytes(&stored.signed)?.verify(&account)?;
+        Ok(Identity {
+            account,
+            account_key,
+            keys,
+            device,
+            list,
+            account_name: text(store.identity(identity::ACCOUNT_NAME)?).unwrap_or_default(),
+            broker: text(store.identity(identity::BROKER_URL)?),
+        })
+    }
+
+    /// Seals `body` for `to`, one of this account's devices, advancing (and durably storing)
+    /// the pairwise session first.
+    pub(crate) fn seal_to(&self, id: &Identity, to: DeviceId, body: &Body) -> Result<Vec<u8>> {
+        self.seal_with_list(id, &id.list, to, body)
+    }
+
+    /// [`Engine::seal_to`] with the recipient's keys taken from `list` (a list newer or older
+    /// than the identity's, around a link or an unlink).
+    pub(crate) fn seal_with_list(
+        &self,
+        id: &Identity,
+        list: &DeviceList,
+        to: DeviceId,
+        body: &Body,
+    ) -> Result<Vec<u8>> {
+        let cert = list.device(to.index).ok_or_else(|| {
+            Error::BadInput(format!("device {to} is not in the account's device list"))
+        })?;
+        let mut rng = OsRng::new().map_err(|e| Error::Random(e.to_string()))?;
+        let store = self.store();
+        let mut session = match store.session(to.account.as_bytes(), to.index)? {
+            Some(bytes) => PairwiseSession::from_bytes(bytes.expose())?,
+            None => PairwiseSession::new(id.device, to),
+        };
+        let now = now_ms();
+        let outbound = session.outbound(
+            &id.keys,
+            cert.keys(),
+            now,
+            &RekeyPolicy::default(),
+            &mut rng,
+        )?;
+        let params = SealParams {
+            message_id: MessageId::new_v7(now, &mut rng)?,
+            timestamp_ms: now,
+            flags: Flags::NONE,
+        };
+        let envelope = tandem_proto::seal_envelope(outbound, &params, body)?;
+        let state = session.to_bytes()?;
+        store.write_durable(|w| -> Result<()> {
+            w.put_session(to.account.as_bytes(), to.index, &state)?;
+            Ok(())
+        })?;
+        Ok(envelope)
+    }
+}
+
+/// Opens an envelope from one of this account's devices inside a durable transaction: the
+/// session state and the message id are stored with whatever the caller stores next.
+///
+/// Returns `Ok(None)` (after logging why) for anything that must be dropped: malformed, not for
+/// this device, not from this account, replayed, forged.
+pub(crate) fn open_from_own_device(
+    w: &mut DurableWriter<'_>,
+    id: &Identity,
+    payload: &[u8],
+) -> Result<Option<Opened>> {
+    let envelope = match Envelope::decode(payload) {
+        Ok(e) => e,
+        Err(e) => {
+            tracing::warn!(error = %e, "dropping a malformed envelope");
+            return Ok(None);
+        }
+    };
+    let sender = envelope.header().sender;
+    if sender.account != id.account {
+        tracing::warn!(%sender, "dropping an envelope from another account (not supported yet)");
+        return Ok(None);
+    }
+    let mut session = match w.session(sender.account.as_bytes(), sender.index)? {
+        Some(bytes) => PairwiseSession::from_bytes(bytes.expose())?,
+        None => PairwiseSession::new(id.device, sender),
+    };
+    let now = now_ms();
+    let opened = {
+        let mut guard = StoreReplayGuard::new(w, now);
+        let opened = tandem_proto::open_envelope(
+            &envelope,
+            &id.keys,
+            &mut session,
+            &id.list,
+            &mut guard,
+            now,
+        );
+        if let Some(failure) = guard.take_failure() {
+            return Err(failure.into());
+        }
+        opened
+    };
+    let state = session.to_bytes()?;
+    w.put_session(sender.account.as_bytes(), sender.index, &state)?;
+    match opened {
+        Ok(opened) => Ok(Some(opened)),
+        Err(e) => {
+            tracing::warn!(%sender, error = %e, "dropping an envelope");
+            Ok(None)
+        }
+    }
+}
+
+/// Stores a newly accepted device list of this device's own account: the list, and the devices
+/// table in step with it.
+pub(crate) fn store_own_list(
+    w: &mut DurableWriter<'_>,
+    accepted: &Accepted,
+    signed: &SignedDeviceList,
+) -> Result<()> {
+    let list = &accepted.list;
+    let account = list.account_id();
+    for removed in &accepted.removed {
+        w.remove_device(account.as_bytes(), removed.index)?;
+        w.delete_session(account.as_bytes(), removed.index)?;
+    }
+    for rekeyed in &accepted.rekeyed {
+        w.delete_session(account.as_bytes(), rekeyed.index)?;
+    }
+    for cert in list.certificates() {
+        upsert_certificate(w, cert)?;
+    }
+    w.put_device_list(account.as_bytes(), list.version(), &signed.to_bytes()?)?;
+    Ok(())
+}
+
+/// Writes one certified device into the devices table.
+pub(crate) fn upsert_certificate(
+    w: &mut DurableWriter<'_>,
+    cert: &DeviceCertificate,
+) -> Result<()> {
+    let keys = cert.keys();
+    w.upsert_device(&Device {
+        account: cert.account_id().as_bytes().to_vec(),
+        index: cert.device_id().index,
+        encryption_key: keys.x25519.to_vec(),
+        signing_key: keys.ed25519.to_vec(),
+        name: cert.name().to_owned(),
+        platform: cert.platform().to_owned(),
+        linked_at: cert.linked_at_ms(),
+        certificate: cert.to_bytes()?,
+    })?;
+    Ok(())
+}
+
+/// Decides on a device list received for this device's own account.
+pub(crate) fn accept_own_list(id: &Identity, bytes: &[u8]) -> Result<(Accepted, SignedDeviceList)> {
+    let signed = SignedDeviceList::from_bytes(bytes)?;
+    let accepted = accept(&id.account, Some(&id.list), &signed)?;
+    Ok((accepted, signed))
+}

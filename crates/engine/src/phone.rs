@@ -1,0 +1,696 @@
+//! The primary's side: scanning a desktop's code and linking it ([`Engine::scan`]), serving
+//! history syncs and pages to linked devices ([`Engine::serve`]), listing and unlinking
+//! devices. One loop over one MQTT connection (client id = the primary's device id, persistent
+//! session), feeding `tandem_proto`'s machines.
+//!
+//! Progress is stored durably when an acknowledgement arrives, in the same transaction as the
+//! session state and the envelope id; the MQTT publish is acknowledged after that commit. A
+//! phone that restarts reloads its plans and resends from its last acknowledged chunk.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use tandem_crypto::{
+    AccountPublicKey, DeviceCertificate, DeviceId, OsRng, SignedDeviceList, accept,
+};
+use tandem_proto::link::PairingLink;
+use tandem_proto::pairing::{OfferContact, OfferContents, Output, PhoneEvent, PhonePairing};
+use tandem_proto::sync::{AckOutcome, CHAIN_START, SenderWindow, SyncId, SyncMessage};
+use tandem_proto::{Body, OpenedBody};
+use tandem_store::{SyncPhase, SyncRole, SyncState, identity};
+use tokio::time::Instant;
+
+use crate::desktop::{SyncReport, hex, instant_at, rand_fill};
+use crate::history::{self, Plan, PlanBound};
+use crate::identity::{Identity, open_from_own_device, store_own_list, upsert_certificate};
+use crate::mqtt::{Connection, Incoming, topics};
+use crate::views::{DeviceView, Event, UnlinkReport};
+use crate::{Engine, Error, Result, now_ms};
+
+/// Identity entry holding the next device index to hand out (indices are never reused).
+const NEXT_DEVICE_INDEX: &str = "next_device_index";
+/// How long `unlink` waits for the broker to take its messages.
+const PUBLISH_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn rng() -> Result<OsRng> {
+    OsRng::new().map_err(|e| Error::Random(e.to_string()))
+}
+
+/// One history sync this phone sends.
+struct Outgoing {
+    peer: DeviceId,
+    plan: Plan,
+    window: SenderWindow,
+    /// Digests of the chunks built by this process (index → digest).
+    built: HashMap<u32, [u8; 32]>,
+}
+
+/// When [`Engine::serve`] returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServeUntil {
+    /// Never (until the caller drops the future, e.g. on a signal).
+    Stopped,
+    /// Once the sync with this id is complete.
+    SyncComplete(SyncId),
+}
+
+impl Engine {
+    /// Parses a pairing link (what a QR code holds).
+    ///
+    /// # Errors
+    /// [`Error::Link`] naming the bad field.
+    pub fn parse_link(text: &str) -> Result<PairingLink> {
+        let link: PairingLink = text.parse()?;
+        tandem_net::BrokerUrl::parse(&link.broker).map_err(|e| {
+            Error::Link(tandem_proto::link::LinkError::Field {
+                field: "broker",
+                reason: e.to_string(),
+            })
+        })?;
+        Ok(link)
+    }
+
+    fn primary(&self) -> Result<Identity> {
+        match self.identity() {
+            Ok(id) if id.account_key.is_some() => Ok(id),
+            Ok(_) => Err(Error::BadInput(
+                "this is a linked device; only the primary (the phone) manages devices".into(),
+            )),
+            Err(Error::NotLinked) => Err(Error::NoAccount),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The account's devices, the primary first.
+    ///
+    /// # Errors
+    /// [`Error::NoAccount`] on a device without an account; store errors.
+    pub fn devices(&self) -> Result<Vec<DeviceView>> {
+        let id = self.identity().map_err(|e| match e {
+            Error::NotLinked => Error::NoAccount,
+            other => other,
+        })?;
+        Ok(id
+            .list
+            .certificates()
+            .iter()
+            .map(|c| DeviceView {
+                id: c.device_id().to_string(),
+                name: c.name().to_owned(),
+                platform: c.platform().to_owned(),
+                linked_at: c.linked_at_ms(),
+                primary: c.device_id().is_primary(),
+            })
+            .collect())
+    }
+
+    /// Links the device whose code is `link`: shows its name and platform through `on`
+    /// ([`Event::Device`]), asks `confirm`, offers, and once the desktop accepts stores it,
+    /// publishes the new device list and serves its history sync until it is complete.
+    ///
+    /// # Errors
+    /// [`Error::NoAccount`]; [`Error::Cancelled`] when `confirm` says no; [`Error::Pairing`]
+    /// for an expired code or a refusal; broker and store errors.
+    pub async fn scan(
+        &self,
+        link: PairingLink,
+        bound: PlanBound,
+        confirm: &mut dyn FnMut(&str, &str) -> bool,
+        on: &mut dyn FnMut(&Event),
+    ) -> Result<SyncReport> {
+        let id = self.primary()?;
+        let now = now_ms();
+        if now >= link.expires_at_ms {
+            return Err(Error::Pairing(
+                tandem_proto::pairing::PairingError::ScannedExpired {
+                    ago_s: (now - link.expires_at_ms) / 1000,
+                },
+            ));
+        }
+        on(&Event::Device {
+            name: link.name.clone(),
+            platform: link.platform.clone(),
+        });
+        if !confirm(&link.name, &link.platform) {
+            return Err(Error::Cancelled);
+        }
+        let store = self.store();
+        let index = self.next_device_index(&id)?;
+        let plan = history::build_plan(store, index, bound)?;
+        let mut rng = rng()?;
+        let mut sync_id = [0u8; 16];
+        rand_fill(&mut rng, &mut sync_id);
+        let contents = OfferContents {
+            account_name: id.account_name.clone(),
+            index,
+            brokers: vec![link.broker.clone()],
+            sync: plan.summary(sync_id),
+            contacts: self.offer_contacts()?,
+        };
+        let account_key = id.account_key.as_ref().ok_or(Error::NoAccount)?;
+        let current = SignedDeviceList::from_bytes(
+            &store
+                .device_list(id.account.as_bytes())?
+                .ok_or(Error::NoAccount)?
+                .signed,
+        )?;
+        let broker = link.broker.clone();
+        let (mut machine, first) = PhonePairing::start(
+            link,
+            account_key,
+            &id.keys,
+            &current,
+            contents,
+            now_ms(),
+            &mut rng,
+        )?;
+        let mut conn = Connection::new(&broker, &id.device.to_string(), true)?;
+        conn.subscribe(&topics::inbox(&id.device))?;
+        let mut outputs = first;
+        loop {
+            let mut linked = None;
+            for output in std::mem::take(&mut outputs) {
+                match output {
+                    Output::Subscribe(topic) => conn.subscribe(&topic)?,
+                    Output::Unsubscribe(topic) => conn.unsubscribe(&topic)?,
+                    Output::Publish { topic, payload } => conn.publish(&topic, payload, false)?,
+                    Output::Event(PhoneEvent::Failed(e)) => return Err(Error::Pairing(e)),
+                    Output::Event(PhoneEvent::Linked {
+                        certificate,
+                        device_list,
+                    }) => {
+                        self.save_linked_device(
+                            &id,
+                            &certificate,
+                            &device_list,
+                            &plan,
+                            sync_id,
+                            &broker,
+                        )?;
+                        conn.publish(&topics::devices(&id.account), device_list.to_bytes()?, true)?;
+                        self.notify_own_devices(&conn, &id, &device_list, certificate.device_id())?;
+                        on(&Event::DeviceLinked {
+                            device: certificate.device_id().to_string(),
+                            name: certificate.name().to_owned(),
+                            platform: certificate.platform().to_owned(),
+                        });
+                        linked = Some(());
+                    }
+                }
+            }
+            if linked.is_some() {
+                conn.unsubscribe(&machine.link().pairing_ref.topic())?;
+                break;
+            }
+            let deadline = machine.next_deadline().map(instant_at);
+            outputs = match conn.next(deadline).await? {
+                Incoming::Publish(p) => {
+                    let out = if p.topic == machine.link().pairing_ref.topic() {
+                        machine.handle(
+                            &p.topic,
+                            &p.payload,
+                            account_key,
+                            &id.keys,
+                            now_ms(),
+                            &mut rng,
+                        )
+                    } else {
+                        // Other devices ask again (every few seconds) once the link is done.
+                        tracing::debug!(topic = %p.topic, "ignoring a message while linking");
+                        Vec::new()
+                    };
+                    conn.ack(&p)?;
+                    out
+                }
+                Incoming::Timeout => machine.poll(now_ms()),
+                Incoming::Connected | Incoming::PubAck => Vec::new(),
+            };
+        }
+        self.serve_on(conn, ServeUntil::SyncComplete(sync_id), on)
+            .await
+    }
+
+    fn next_device_index(&self, id: &Identity) -> Result<u32> {
+        let stored = self
+            .store()
+            .identity(NEXT_DEVICE_INDEX)?
+            .and_then(|v| std::str::from_utf8(v.expose()).ok()?.parse::<u32>().ok())
+            .unwrap_or(1);
+        let listed = id
+            .list
+            .device_ids()
+            .map(|d| d.index.saturating_add(1))
+            .max()
+            .unwrap_or(1);
+        Ok(stored.max(listed).max(1))
+    }
+
+    fn offer_contacts(&self) -> Result<Vec<OfferContact>> {
+        let store = self.store();
+        let mut out = Vec::new();
+        for contact in store.contacts()? {
+            let Some(account) = store.account(&contact.account)? else {
+                continue;
+            };
+            let Ok(bytes) = <[u8; 32]>::try_from(account.public_key.as_slice()) else {
+                continue;
+            };
+            if let Ok(account_key) = AccountPublicKey::from_bytes(&bytes) {
+                out.push(OfferContact {
+                    account_key,
+                    name: contact.name,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Stores a newly linked device, the new list and the sync plan for it.
+    fn save_linked_device(
+        &self,
+        id: &Identity,
+        certificate: &DeviceCertificate,
+        device_list: &SignedDeviceList,
+        plan: &Plan,
+        sync_id: SyncId,
+        broker: &str,
+    ) -> Result<()> {
+        let accepted = accept(&id.account, Some(&id.list), device_list)?;
+        let next = certificate.device_id().index.saturating_add(1).to_string();
+        let plan_bytes = plan.to_bytes()?;
+        let has_broker = self.store().identity(identity::BROKER_URL)?.is_some();
+        self.store().write_durable(|w| -> Result<()> {
+            store_own_list(w, &accepted, device_list)?;
+            upsert_certificate(w, certificate)?;
+            w.put_identity(NEXT_DEVICE_INDEX, next.as_bytes())?;
+            if !has_broker {
+                w.put_identity(identity::BROKER_URL, broker.as_bytes())?;
+            }
+            w.put_sync_state(&SyncState {
+                sync_id: sync_id.to_vec(),
+                role: SyncRole::Sender,
+                phase: SyncPhase::Running,
+                chunks_done: 0,
+                chunks_total: plan.total(),
+                messages_done: 0,
+                messages_total: plan.messages(),
+                last_acked: None,
+                digest: CHAIN_START.to_vec(),
+                plan: plan_bytes,
+                updated_at: now_ms(),
+            })?;
+            Ok(())
+        })
+    }
+
+    /// Tells every other device of the account about a new list (not `except`, nor this one).
+    fn notify_own_devices(
+        &self,
+        conn: &Connection,
+        id: &Identity,
+        list: &SignedDeviceList,
+        except: DeviceId,
+    ) -> Result<()> {
+        let verified = list.verify(&id.account)?;
+        let body = Body::DeviceListNotice {
+            list: list.to_bytes()?,
+        };
+        for device in verified.device_ids() {
+            if device == except || device == id.device {
+                continue;
+            }
+            let envelope = self.seal_with_list(id, &verified, device, &body)?;
+            conn.publish(&topics::inbox(&device), envelope, false)?;
+        }
+        Ok(())
+    }
+
+    /// Serves linked devices: resumes their history syncs and answers page requests, until
+    /// the caller drops the future.
+    ///
+    /// # Errors
+    /// [`Error::NoAccount`]; broker and store errors.
+    pub async fn serve(&self, broker: Option<&str>, on: &mut dyn FnMut(&Event)) -> Result<()> {
+        let id = self.primary()?;
+        let url = broker
+            .map(str::to_owned)
+            .or_else(|| id.broker.clone())
+            .ok_or_else(|| {
+                Error::BadInput(
+                    "no broker known: pass --broker URL (or link a device first)".into(),
+                )
+            })?;
+        let mut conn = Connection::new(&url, &id.device.to_string(), true)?;
+        conn.subscribe(&topics::inbox(&id.device))?;
+        self.serve_on(conn, ServeUntil::Stopped, on)
+            .await
+            .map(|_| ())
+    }
+
+    fn outgoing_syncs(&self) -> Result<HashMap<SyncId, Outgoing>> {
+        let id = self.primary()?;
+        let mut out = HashMap::new();
+        for state in self.store().sync_states()? {
+            if state.role != SyncRole::Sender
+                || !matches!(state.phase, SyncPhase::Running | SyncPhase::Complete)
+            {
+                continue;
+            }
+            let Ok(sync_id) = SyncId::try_from(state.sync_id.as_slice()) else {
+                continue;
+            };
+            let plan = Plan::from_bytes(&state.plan)?;
+            let chain = <[u8; 32]>::try_from(state.digest.as_slice()).unwrap_or(CHAIN_START);
+            out.insert(
+                sync_id,
+                Outgoing {
+                    peer: DeviceId::new(id.account, plan.peer),
+                    window: SenderWindow::new(
+                        plan.total(),
+                        state.chunks_done,
+                        state.messages_done,
+                        chain,
+                    ),
+                    plan,
+                    built: HashMap::new(),
+                },
+            );
+        }
+        Ok(out)
+    }
+
+    async fn serve_on(
+        &self,
+        mut conn: Connection,
+        until: ServeUntil,
+        on: &mut dyn FnMut(&Event),
+    ) -> Result<SyncReport> {
+        let id = self.primary()?;
+        let mut syncs = self.outgoing_syncs()?;
+        let mut announced = false;
+        // Send what is pending at once: the device may be waiting already.
+        for (sync_id, sync) in &mut syncs {
+            self.pump(&conn, &id, *sync_id, sync)?;
+        }
+        loop {
+            match conn.next(None).await? {
+                Incoming::Connected => {
+                    if !announced {
+                        announced = true;
+                        on(&Event::Serving {
+                            device: id.device.to_string(),
+                            broker: conn.url(),
+                        });
+                    }
+                }
+                Incoming::PubAck | Incoming::Timeout => {}
+                Incoming::Publish(p) => {
+                    if p.topic != topics::inbox(&id.device) {
+                        conn.ack(&p)?;
+                        continue;
+                    }
+                    let reply = self.on_phone_inbox(&id, &mut syncs, &p.payload)?;
+                    conn.ack(&p)?;
+                    match reply {
+                        PhoneStep::Nothing => {}
+                        PhoneStep::Pump(sync_id) => {
+                            if let Some(sync) = syncs.get_mut(&sync_id) {
+                                self.pump(&conn, &id, sync_id, sync)?;
+                            }
+                        }
+                        PhoneStep::Progress(sync_id) => {
+                            let Some(sync) = syncs.get_mut(&sync_id) else {
+                                continue;
+                            };
+                            on(&Event::Progress {
+                                chunks_done: sync.window.acked,
+                                chunks_total: sync.window.total,
+                                messages_done: sync.window.acked_messages,
+                                messages_total: sync.plan.messages(),
+                            });
+                            self.pump(&conn, &id, sync_id, sync)?;
+                            if sync.window.is_complete() {
+                                let report = SyncReport {
+                                    chunks: sync.window.total,
+                                    messages: sync.window.acked_messages,
+                                };
+                                on(&Event::Synced {
+                                    chunks: report.chunks,
+                                    messages: report.messages,
+                                });
+                                if until == ServeUntil::SyncComplete(sync_id) {
+                                    conn.disconnect().await;
+                                    return Ok(report);
+                                }
+                            }
+                        }
+                        PhoneStep::Reply(to, message) => {
+                            let body = Body::HistoryChunk {
+                                bytes: message.encode()?,
+                            };
+                            let envelope = self.seal_to(&id, to, &body)?;
+                            conn.publish(&topics::inbox(&to), envelope, false)?;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends the chunks the window allows (or `Complete` once all are acknowledged).
+    fn pump(
+        &self,
+        conn: &Connection,
+        id: &Identity,
+        sync_id: SyncId,
+        sync: &mut Outgoing,
+    ) -> Result<()> {
+        if sync.window.is_complete() {
+            let complete = SyncMessage::Complete {
+                sync_id,
+                chunks: sync.window.total,
+                messages: sync.window.acked_messages,
+                digest: sync.window.chain,
+            };
+            return self.send_to(conn, id, sync.peer, &complete);
+        }
+        for index in sync.window.take_sendable() {
+            let chunk = sync.plan.chunk(self.store(), sync_id, index)?;
+            sync.built.insert(index, chunk.digest);
+            self.send_to(conn, id, sync.peer, &SyncMessage::Chunk(Box::new(chunk)))?;
+        }
+        Ok(())
+    }
+
+    fn send_to(
+        &self,
+        conn: &Connection,
+        id: &Identity,
+        to: DeviceId,
+        message: &SyncMessage,
+    ) -> Result<()> {
+        if id.list.device(to.index).is_none() {
+            return Ok(());
+        }
+        let body = Body::HistoryChunk {
+            bytes: message.encode()?,
+        };
+        let envelope = self.seal_to(id, to, &body)?;
+        conn.publish(&topics::inbox(&to), envelope, false)
+    }
+
+    fn on_phone_inbox(
+        &self,
+        id: &Identity,
+        syncs: &mut HashMap<SyncId, Outgoing>,
+        payload: &[u8],
+    ) -> Result<PhoneStep> {
+        let store = self.store();
+        store.write_durable(|w| -> Result<PhoneStep> {
+            let Some(opened) = open_from_own_device(w, id, payload)? else {
+                return Ok(PhoneStep::Nothing);
+            };
+            let from = opened.header.sender;
+            let OpenedBody::Known(Body::HistoryChunk { bytes }) = opened.body else {
+                return Ok(PhoneStep::Nothing);
+            };
+            let message = match SyncMessage::decode(&bytes) {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::warn!(%from, error = %e, "dropping a history message");
+                    return Ok(PhoneStep::Nothing);
+                }
+            };
+            match message {
+                SyncMessage::Resume { sync_id, .. } => match syncs.get_mut(&sync_id) {
+                    Some(sync) if sync.peer == from => {
+                        sync.window.on_resume();
+                        Ok(PhoneStep::Pump(sync_id))
+                    }
+                    _ => Ok(PhoneStep::Reply(from, SyncMessage::Unknown { sync_id })),
+                },
+                SyncMessage::Ack {
+                    sync_id,
+                    index,
+                    digest: _,
+                    count,
+                } => {
+                    let Some(sync) = syncs.get_mut(&sync_id) else {
+                        return Ok(PhoneStep::Nothing);
+                    };
+                    if sync.peer != from {
+                        return Ok(PhoneStep::Nothing);
+                    }
+                    // The running digest uses this side's own digest of the chunk.
+                    let own = match sync.built.get(&index) {
+                        Some(d) => *d,
+                        None => sync.plan.chunk(store, sync_id, index)?.digest,
+                    };
+                    match sync.window.on_ack(index, &own, count) {
+                        AckOutcome::Stale => Ok(PhoneStep::Nothing),
+                        outcome => {
+                            let mut state = w.sync_state(&sync_id)?.ok_or(Error::Corrupt {
+                                what: "sync state",
+                                reason: "missing".into(),
+                            })?;
+                            state.chunks_done = sync.window.acked;
+                            state.messages_done = sync.window.acked_messages;
+                            state.digest = sync.window.chain.to_vec();
+                            state.last_acked = Some(index);
+                            if outcome == AckOutcome::Complete {
+                                state.phase = SyncPhase::Complete;
+                            }
+                            state.updated_at = now_ms();
+                            w.put_sync_state(&state)?;
+                            Ok(PhoneStep::Progress(sync_id))
+                        }
+                    }
+                }
+                SyncMessage::PageRequest {
+                    request_id,
+                    chat,
+                    before,
+                    limit,
+                } => {
+                    let (chat, messages, more) = history::page(store, chat, before, limit)?;
+                    Ok(PhoneStep::Reply(
+                        from,
+                        SyncMessage::Page {
+                            request_id,
+                            chat,
+                            messages,
+                            more,
+                        },
+                    ))
+                }
+                _ => Ok(PhoneStep::Nothing),
+            }
+        })
+    }
+
+    /// Removes `device` from the account: a new signed list (stored, then published retained),
+    /// an `Unlink` to the device, a notice to the others. Its syncs are cancelled.
+    ///
+    /// # Errors
+    /// [`Error::BadInput`] for an unknown device or the primary; broker and store errors.
+    pub async fn unlink(&self, device: &str, broker: Option<&str>) -> Result<UnlinkReport> {
+        let id = self.primary()?;
+        let target: DeviceId = device
+            .parse()
+            .map_err(|e: tandem_crypto::Error| Error::BadInput(e.to_string()))?;
+        if target.account != id.account || id.list.device(target.index).is_none() {
+            return Err(Error::BadInput(format!(
+                "{device} is not a device of this account (see `tandem-phone devices`)"
+            )));
+        }
+        if target.is_primary() {
+            return Err(Error::BadInput(
+                "the primary device cannot unlink itself".into(),
+            ));
+        }
+        let url = broker
+            .map(str::to_owned)
+            .or_else(|| id.broker.clone())
+            .ok_or_else(|| Error::BadInput("no broker known: pass --broker URL".into()))?;
+        let account_key = id.account_key.as_ref().ok_or(Error::NoAccount)?;
+        let certs = id
+            .list
+            .certificates()
+            .iter()
+            .filter(|c| c.device_id() != target)
+            .cloned()
+            .collect();
+        let signed = id
+            .list
+            .successor(now_ms().max(id.list.issued_at_ms()), certs)?
+            .sign(account_key)?;
+        let accepted = accept(&id.account, Some(&id.list), &signed)?;
+        let version = accepted.list.version();
+        // Seal the notice to the unlinked device while its session and certificate are known.
+        let unlink_envelope = self.seal_to(&id, target, &Body::Unlink { device: target })?;
+        let store = self.store();
+        let cancelled: Vec<SyncState> = store
+            .sync_states()?
+            .into_iter()
+            .filter(|s| s.role == SyncRole::Sender && s.phase == SyncPhase::Running)
+            .filter(|s| Plan::from_bytes(&s.plan).is_ok_and(|p| p.peer == target.index))
+            .collect();
+        store.write_durable(|w| -> Result<()> {
+            store_own_list(w, &accepted, &signed)?;
+            for mut state in cancelled {
+                state.phase = SyncPhase::Cancelled;
+                state.updated_at = now_ms();
+                w.put_sync_state(&state)?;
+            }
+            Ok(())
+        })?;
+        let mut suffix = [0u8; 8];
+        rand_fill(&mut rng()?, &mut suffix);
+        let client_id = format!("tandem-phone-{}", hex(&suffix));
+        let mut conn = Connection::new(&url, &client_id, false)?;
+        let mut sent = 0;
+        conn.publish(&topics::devices(&id.account), signed.to_bytes()?, true)?;
+        sent += 1;
+        conn.publish(&topics::inbox(&target), unlink_envelope, false)?;
+        sent += 1;
+        let body = Body::DeviceListNotice {
+            list: signed.to_bytes()?,
+        };
+        for device in accepted.list.device_ids() {
+            if device == id.device {
+                continue;
+            }
+            let envelope = self.seal_with_list(&id, &accepted.list, device, &body)?;
+            conn.publish(&topics::inbox(&device), envelope, false)?;
+            sent += 1;
+        }
+        let give_up = Instant::now() + PUBLISH_TIMEOUT;
+        let mut acked = 0;
+        while acked < sent {
+            match conn.next(Some(give_up)).await? {
+                Incoming::PubAck => acked += 1,
+                Incoming::Timeout => {
+                    return Err(Error::Broker {
+                        url,
+                        reason: "the broker did not take the unlink in time (the device list is updated here; run unlink again to resend)".into(),
+                    });
+                }
+                Incoming::Publish(p) => conn.ack(&p)?,
+                Incoming::Connected => {}
+            }
+        }
+        conn.disconnect().await;
+        Ok(UnlinkReport {
+            unlinked: target.to_string(),
+            version,
+        })
+    }
+}
+
+/// What the serve loop does after an inbox transaction.
+enum PhoneStep {
+    Nothing,
+    Pump(SyncId),
+    Progress(SyncId),
+    Reply(DeviceId, SyncMessage),
+}
