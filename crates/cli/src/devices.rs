@@ -367,3 +367,21 @@ pub fn unlink(
         report.unlinked, report.version
     ))
 }
+
+/// `tandem fetch`.
+pub fn fetch(engine: &Engine, chat: &str, pages: u32, json: bool) -> anyhow::Result<()> {
+    let report = until_stopped(engine.fetch_older(chat, pages))?;
+    if json {
+        return output::json(&report);
+    }
+    output::line(&format!(
+        "{}: {} older messages fetched{}",
+        report.chat,
+        report.fetched,
+        if report.more {
+            "; the phone has more"
+        } else {
+            "; that is all of it"
+        }
+    ))
+}

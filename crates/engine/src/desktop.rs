@@ -453,6 +453,151 @@ impl Engine {
     }
 }
 
+/// What [`Engine::fetch_older`] brought: `{"chat","fetched","more"}`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FetchReport {
+    /// The chat's name.
+    pub chat: String,
+    /// Messages that were new to this device.
+    pub fetched: u64,
+    /// Whether the phone holds older ones still.
+    pub more: bool,
+}
+
+/// How long the device waits for the phone's answer to a page request.
+const PAGE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why an inbox message was not for the page fetch (its transaction is rolled back and the
+/// message left for the sync loop).
+#[derive(Debug)]
+enum PageOutcome {
+    Page { fetched: u64, more: bool },
+    NotMine,
+}
+
+impl Engine {
+    /// Fetches up to `pages` pages of 50 messages of `chat` older than the oldest this device
+    /// holds, from the phone (which must be online).
+    ///
+    /// # Errors
+    /// [`Error::NotLinked`]; a chat that is not found; [`Error::PhoneOffline`] when the phone
+    /// does not answer; broker and store errors.
+    pub async fn fetch_older(&self, chat: &str, pages: u32) -> Result<FetchReport> {
+        let id = self.identity()?;
+        if id.account_key.is_some() {
+            return Err(Error::BadInput(
+                "this is the primary device: it holds the whole history already".into(),
+            ));
+        }
+        let summary = self.store().chat_by_id_or_name(chat)?;
+        let broker = id.broker.clone().ok_or(Error::Corrupt {
+            what: "broker address",
+            reason: "missing".into(),
+        })?;
+        let mut conn = Connection::new(&broker, &id.device.to_string(), true)?;
+        conn.subscribe(&topics::inbox(&id.device))?;
+        let mut rng = rng()?;
+        let mut report = FetchReport {
+            chat: summary.name.clone(),
+            fetched: 0,
+            more: true,
+        };
+        let mut asked = 0;
+        let mut waiting: Option<u64> = None;
+        let mut deadline = Instant::now() + PAGE_TIMEOUT;
+        while asked < pages || waiting.is_some() {
+            if waiting.is_none() {
+                if !report.more {
+                    break;
+                }
+                let oldest = self
+                    .store()
+                    .page(
+                        summary.id,
+                        tandem_store::Cursor::After {
+                            ts: i64::MIN,
+                            id: tandem_store::MessageId(uuid::Uuid::nil()),
+                        },
+                        1,
+                    )?
+                    .first()
+                    .map(|m| (m.ts, *m.id.as_bytes()));
+                let mut request = [0u8; 8];
+                rand_fill(&mut rng, &mut request);
+                let request_id = u64::from_le_bytes(request);
+                self.send_sync(
+                    &conn,
+                    &id,
+                    &SyncMessage::PageRequest {
+                        request_id,
+                        chat: *summary.id.as_bytes(),
+                        before: oldest,
+                        limit: tandem_proto::sync::PAGE_MESSAGES,
+                    },
+                )?;
+                waiting = Some(request_id);
+                asked += 1;
+                deadline = Instant::now() + PAGE_TIMEOUT;
+            }
+            match conn.next(Some(deadline)).await? {
+                Incoming::Timeout => {
+                    conn.disconnect().await;
+                    return Err(Error::PhoneOffline);
+                }
+                Incoming::Connected | Incoming::PubAck => {}
+                Incoming::Publish(p) => {
+                    if p.topic != topics::inbox(&id.device) {
+                        continue;
+                    }
+                    let expected = waiting.unwrap_or_default();
+                    match self.on_page(&id, expected, &p.payload) {
+                        Ok(PageOutcome::Page { fetched, more }) => {
+                            conn.ack(&p)?;
+                            report.fetched += fetched;
+                            report.more = more;
+                            waiting = None;
+                        }
+                        // Left unacknowledged: the broker redelivers it to the sync loop.
+                        Ok(PageOutcome::NotMine) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+        }
+        conn.disconnect().await;
+        Ok(report)
+    }
+
+    /// Opens an inbox message; commits only when it is the awaited page.
+    fn on_page(&self, id: &Identity, request: u64, payload: &[u8]) -> Result<PageOutcome> {
+        let outcome = self.store().write_durable(|w| -> Result<PageOutcome> {
+            let Some(opened) = open_from_own_device(w, id, payload)? else {
+                return Err(Error::Skip);
+            };
+            let OpenedBody::Known(Body::HistoryChunk { bytes }) = opened.body else {
+                return Err(Error::Skip);
+            };
+            match SyncMessage::decode(&bytes) {
+                Ok(SyncMessage::Page {
+                    request_id,
+                    chat,
+                    messages,
+                    more,
+                }) if request_id == request && opened.header.sender.is_primary() => {
+                    let chats: Vec<_> = chat.into_iter().collect();
+                    let fetched = history::import(w, &chats, &messages)? as u64;
+                    Ok(PageOutcome::Page { fetched, more })
+                }
+                _ => Err(Error::Skip),
+            }
+        });
+        match outcome {
+            Err(Error::Skip) => Ok(PageOutcome::NotMine),
+            other => other,
+        }
+    }
+}
+
 /// One history-sync message for this device, inside the inbox transaction.
 fn receive(
     w: &mut tandem_store::DurableWriter<'_>,

@@ -108,6 +108,14 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// The phone did not answer a request that needs it online.
+    #[error(
+        "the phone did not answer within 10 s; it must be online (`tandem-phone run`) to fetch older messages"
+    )]
+    PhoneOffline,
+    /// Internal: a transaction rolled back on purpose (never returned to callers).
+    #[error("skipped")]
+    Skip,
     /// The system's random number generator failed.
     #[error("the system random number generator failed: {0}")]
     Random(String),
@@ -139,6 +147,8 @@ impl Error {
             Self::Sync(_) | Self::SyncFailed(_) => "sync",
             Self::SyncTimeout { .. } => "timeout",
             Self::Broker { .. } => "broker",
+            Self::PhoneOffline => "phone_offline",
+            Self::Skip => "internal",
         }
     }
 }

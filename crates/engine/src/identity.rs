@@ -177,6 +177,13 @@ pub(crate) fn open_from_own_device(
     w.put_session(sender.account.as_bytes(), sender.index, &state)?;
     match opened {
         Ok(opened) => Ok(Some(opened)),
+        // QoS 1 delivers at least once: a repeat is expected after a restart, not an attack.
+        Err(
+            e @ (tandem_proto::Error::CounterReplay { .. } | tandem_proto::Error::Replay { .. }),
+        ) => {
+            tracing::debug!(%sender, error = %e, "dropping a repeated envelope");
+            Ok(None)
+        }
         Err(e) => {
             tracing::warn!(%sender, error = %e, "dropping an envelope");
             Ok(None)

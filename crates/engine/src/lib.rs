@@ -25,7 +25,7 @@ pub use tandem_store::KeychainUse;
 use tandem_store::{KeySource, Store};
 
 pub use account::AccountCreated;
-pub use desktop::{LinkOptions, SyncReport};
+pub use desktop::{FetchReport, LinkOptions, SyncReport};
 pub use error::{Error, Result};
 pub use history::{PlanBound, RECENT_PER_CHAT};
 pub use home::{Role, default_home};

@@ -35,6 +35,14 @@ enum Command {
         #[arg(long, value_name = "SECS")]
         timeout: Option<u64>,
     },
+    /// Fetch older messages of a chat from the phone (50 a page; the phone must be online).
+    Fetch {
+        /// The chat: its id or its exact name.
+        chat: String,
+        /// How many pages.
+        #[arg(long, default_value_t = 1)]
+        pages: u32,
+    },
     #[command(flatten)]
     Read(Read),
 }
@@ -58,6 +66,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Sync { timeout } => {
             let engine = Engine::open(&cli.global.home(Role::Desktop)?)?;
             devices::sync(engine, timeout, cli.global.json)
+        }
+        Command::Fetch { chat, pages } => {
+            let engine = Engine::open(&cli.global.home(Role::Desktop)?)?;
+            devices::fetch(&engine, &chat, pages, cli.global.json)
         }
         Command::Read(read) => {
             let engine = Engine::open(&cli.global.home(Role::Desktop)?)?;
