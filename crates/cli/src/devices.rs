@@ -369,8 +369,8 @@ pub fn unlink(
 }
 
 /// `tandem fetch`.
-pub fn fetch(engine: &Engine, chat: &str, pages: u32, json: bool) -> anyhow::Result<()> {
-    let report = until_stopped(engine.fetch_older(chat, pages))?;
+pub fn fetch(engine: &Engine, chat: &str, pages: u32, wait: u64, json: bool) -> anyhow::Result<()> {
+    let report = until_stopped(engine.fetch_older(chat, pages, Duration::from_secs(wait)))?;
     if json {
         return output::json(&report);
     }

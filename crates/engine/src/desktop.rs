@@ -24,6 +24,8 @@ use crate::{Engine, Error, Result, history, now_ms};
 
 /// How long the device waits for a chunk before asking the phone to resume.
 const RESUME_AFTER: Duration = Duration::from_secs(3);
+/// With nothing to sync: how long after the last message the catch-up connection ends.
+const CATCH_UP_QUIET: Duration = Duration::from_millis(700);
 
 /// How a desktop links.
 #[derive(Debug, Clone)]
@@ -246,25 +248,20 @@ impl Engine {
                 messages: 0,
             });
         };
-        match state.phase {
-            SyncPhase::Complete => {
-                let report = SyncReport {
-                    chunks: state.chunks_total,
-                    messages: state.messages_done,
-                };
-                on(&Event::Synced {
-                    chunks: report.chunks,
-                    messages: report.messages,
-                });
-                return Ok(report);
-            }
-            SyncPhase::Running => {}
+        // A finished sync still connects once to catch up: an unlink or a new device list
+        // may be waiting for this device.
+        let finished = match state.phase {
+            SyncPhase::Complete => Some(SyncReport {
+                chunks: state.chunks_total,
+                messages: state.messages_done,
+            }),
+            SyncPhase::Running => None,
             _ => {
                 return Err(Error::SyncFailed(
                     "the history sync was stopped; unlink and link this device again".into(),
                 ));
             }
-        }
+        };
         let sync_id: [u8; 16] =
             state
                 .sync_id
@@ -274,7 +271,9 @@ impl Engine {
                     what: "sync state",
                     reason: "sync id is not 16 bytes".into(),
                 })?;
-        on(&progress(&state));
+        if finished.is_none() {
+            on(&progress(&state));
+        }
         let broker = id.broker.clone().ok_or(Error::Corrupt {
             what: "broker address",
             reason: "missing".into(),
@@ -284,15 +283,36 @@ impl Engine {
         conn.subscribe(&topics::devices(&id.account))?;
         let give_up = timeout.map(|t| Instant::now() + t);
         let mut quiet_since = Instant::now();
+        let mut connected = false;
         loop {
-            let resume_at = quiet_since + RESUME_AFTER;
+            let resume_at = quiet_since
+                + if finished.is_some() {
+                    CATCH_UP_QUIET
+                } else {
+                    RESUME_AFTER
+                };
             let deadline = give_up.map_or(resume_at, |g| g.min(resume_at));
             match conn.next(Some(deadline)).await? {
                 Incoming::Connected => {
-                    self.send_resume(&conn, &id, sync_id)?;
+                    connected = true;
+                    if finished.is_none() {
+                        self.send_resume(&conn, &id, sync_id)?;
+                    }
                     quiet_since = Instant::now();
                 }
                 Incoming::PubAck => {}
+                Incoming::Timeout if connected && finished.is_some() => {
+                    let report = finished.unwrap_or(SyncReport {
+                        chunks: 0,
+                        messages: 0,
+                    });
+                    conn.disconnect().await;
+                    on(&Event::Synced {
+                        chunks: report.chunks,
+                        messages: report.messages,
+                    });
+                    return Ok(report);
+                }
                 Incoming::Timeout => {
                     if give_up.is_some_and(|g| Instant::now() >= g) {
                         let state = self.receiving()?.unwrap_or(state.clone());
@@ -314,6 +334,9 @@ impl Engine {
                         self.on_inbox(&id, sync_id, &p.payload)?
                     };
                     conn.ack(&p)?;
+                    if finished.is_some() {
+                        quiet_since = Instant::now();
+                    }
                     match step {
                         Step::Nothing => {}
                         Step::Ack {
@@ -464,9 +487,6 @@ pub struct FetchReport {
     pub more: bool,
 }
 
-/// How long the device waits for the phone's answer to a page request.
-const PAGE_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// Why an inbox message was not for the page fetch (its transaction is rolled back and the
 /// message left for the sync loop).
 #[derive(Debug)]
@@ -477,12 +497,12 @@ enum PageOutcome {
 
 impl Engine {
     /// Fetches up to `pages` pages of 50 messages of `chat` older than the oldest this device
-    /// holds, from the phone (which must be online).
+    /// holds, from the phone (which must be online and answer each page within `wait`).
     ///
     /// # Errors
     /// [`Error::NotLinked`]; a chat that is not found; [`Error::PhoneOffline`] when the phone
     /// does not answer; broker and store errors.
-    pub async fn fetch_older(&self, chat: &str, pages: u32) -> Result<FetchReport> {
+    pub async fn fetch_older(&self, chat: &str, pages: u32, wait: Duration) -> Result<FetchReport> {
         let id = self.identity()?;
         if id.account_key.is_some() {
             return Err(Error::BadInput(
@@ -504,7 +524,7 @@ impl Engine {
         };
         let mut asked = 0;
         let mut waiting: Option<u64> = None;
-        let mut deadline = Instant::now() + PAGE_TIMEOUT;
+        let mut deadline = Instant::now() + wait;
         while asked < pages || waiting.is_some() {
             if waiting.is_none() {
                 if !report.more {
@@ -537,12 +557,14 @@ impl Engine {
                 )?;
                 waiting = Some(request_id);
                 asked += 1;
-                deadline = Instant::now() + PAGE_TIMEOUT;
+                deadline = Instant::now() + wait;
             }
             match conn.next(Some(deadline)).await? {
                 Incoming::Timeout => {
                     conn.disconnect().await;
-                    return Err(Error::PhoneOffline);
+                    return Err(Error::PhoneOffline {
+                        seconds: wait.as_secs(),
+                    });
                 }
                 Incoming::Connected | Incoming::PubAck => {}
                 Incoming::Publish(p) => {

@@ -110,9 +110,12 @@ pub enum Error {
     },
     /// The phone did not answer a request that needs it online.
     #[error(
-        "the phone did not answer within 10 s; it must be online (`tandem-phone run`) to fetch older messages"
+        "the phone did not answer within {seconds} s; it must be online (`tandem-phone run`) to fetch older messages"
     )]
-    PhoneOffline,
+    PhoneOffline {
+        /// How long was waited.
+        seconds: u64,
+    },
     /// Internal: a transaction rolled back on purpose (never returned to callers).
     #[error("skipped")]
     Skip,
@@ -147,7 +150,7 @@ impl Error {
             Self::Sync(_) | Self::SyncFailed(_) => "sync",
             Self::SyncTimeout { .. } => "timeout",
             Self::Broker { .. } => "broker",
-            Self::PhoneOffline => "phone_offline",
+            Self::PhoneOffline { .. } => "phone_offline",
             Self::Skip => "internal",
         }
     }

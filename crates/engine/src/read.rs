@@ -78,6 +78,11 @@ impl Engine {
         })
     }
 
+    /// `PRAGMA integrity_check` of the store: the problems found (empty when sound).
+    pub fn store_integrity(&self) -> Result<Vec<String>> {
+        Ok(self.store().integrity_check()?)
+    }
+
     /// Every chat, pinned first, then by last activity.
     pub fn chats(&self) -> Result<Vec<ChatView>> {
         Ok(self.store().chats()?.iter().map(chat_view).collect())

@@ -29,7 +29,8 @@ enum Command {
     },
     /// Link this device to the phone: show a QR code, wait for the scan, sync the history.
     Link(LinkArgs),
-    /// Finish an interrupted history sync (returns at once when nothing is pending).
+    /// Connect and catch up: finish an interrupted history sync, learn of an unlink (returns
+    /// after a moment when nothing is pending).
     Sync {
         /// Give up after SECS seconds.
         #[arg(long, value_name = "SECS")]
@@ -42,6 +43,9 @@ enum Command {
         /// How many pages.
         #[arg(long, default_value_t = 1)]
         pages: u32,
+        /// How long to wait for the phone's answer to each page, in seconds.
+        #[arg(long, value_name = "SECS", default_value_t = 10)]
+        timeout: u64,
     },
     #[command(flatten)]
     Read(Read),
@@ -67,9 +71,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let engine = Engine::open(&cli.global.home(Role::Desktop)?)?;
             devices::sync(engine, timeout, cli.global.json)
         }
-        Command::Fetch { chat, pages } => {
+        Command::Fetch {
+            chat,
+            pages,
+            timeout,
+        } => {
             let engine = Engine::open(&cli.global.home(Role::Desktop)?)?;
-            devices::fetch(&engine, &chat, pages, cli.global.json)
+            devices::fetch(&engine, &chat, pages, timeout, cli.global.json)
         }
         Command::Read(read) => {
             let engine = Engine::open(&cli.global.home(Role::Desktop)?)?;

@@ -1,0 +1,261 @@
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+//! The engine's linking API as a front end uses it, in one process over the embedded broker:
+//! Alice's phone and her laptop, each on its own thread with its own runtime (as two programs
+//! would be), real encrypted stores in temporary homes.
+
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+use tandem_engine::{
+    Engine, Error, Event, KeychainUse, LinkOptions, PlanBound, QrSchedule, SyncReport,
+};
+use tandem_net::EmbeddedBroker;
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+struct World {
+    broker: EmbeddedBroker,
+    _dir: tempfile::TempDir,
+    phone_home: std::path::PathBuf,
+    desktop_home: std::path::PathBuf,
+}
+
+impl World {
+    /// A broker and Alice's phone holding `messages` generated messages in `chats` chats.
+    fn new(chats: usize, messages: usize) -> Self {
+        let broker = EmbeddedBroker::start("127.0.0.1:0".parse().unwrap()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let phone_home = dir.path().join("phone");
+        let desktop_home = dir.path().join("desktop");
+        let phone = Engine::open_with(&phone_home, KeychainUse::Off).unwrap();
+        phone.init_primary("Alice", None).unwrap();
+        phone.generate(chats, messages, 3).unwrap();
+        Self {
+            broker,
+            _dir: dir,
+            phone_home,
+            desktop_home,
+        }
+    }
+
+    fn url(&self) -> String {
+        self.broker.url().to_string()
+    }
+
+    fn phone(&self) -> Engine {
+        Engine::open_with(&self.phone_home, KeychainUse::Off).unwrap()
+    }
+
+    fn desktop(&self) -> Engine {
+        Engine::open_with(&self.desktop_home, KeychainUse::Off).unwrap()
+    }
+
+    /// The laptop shows its code; the phone scans the first one, possibly edited by `tamper`.
+    /// Returns both sides' outcomes.
+    fn link(
+        &self,
+        tamper: impl FnOnce(String) -> String + Send + 'static,
+        schedule: QrSchedule,
+    ) -> (
+        tandem_engine::Result<SyncReport>,
+        tandem_engine::Result<SyncReport>,
+    ) {
+        let (codes, first_code) = mpsc::channel::<String>();
+        let options = LinkOptions {
+            broker: self.url(),
+            name: "Alice's laptop".into(),
+            platform: "linux".into(),
+            schedule,
+            sync_timeout: Some(Duration::from_secs(60)),
+        };
+        let desktop_home = self.desktop_home.clone();
+        let desktop = thread::spawn(move || {
+            let engine = Engine::open_with(&desktop_home, KeychainUse::Off).unwrap();
+            runtime().block_on(engine.link(&options, &mut |event| {
+                if let Event::Code { link, .. } = event {
+                    let _ = codes.send(link.clone());
+                }
+            }))
+        });
+        let link = first_code.recv_timeout(Duration::from_secs(10)).unwrap();
+        let phone = self.phone();
+        let scanned = runtime().block_on(async {
+            let link = Engine::parse_link(&tamper(link))?;
+            phone
+                .scan(link, PlanBound::default(), &mut |_, _| true, &mut |_| {})
+                .await
+        });
+        (desktop.join().unwrap(), scanned)
+    }
+}
+
+fn quick_expiry() -> QrSchedule {
+    QrSchedule {
+        first_ms: 1_500,
+        every_ms: 1_000,
+        total_ms: 2_500,
+    }
+}
+
+#[test]
+fn a_linked_laptop_holds_exactly_the_phones_history() {
+    let world = World::new(6, 3_000);
+    let (desktop, phone) = world.link(|l| l, QrSchedule::default());
+    let desktop = desktop.unwrap();
+    assert_eq!(phone.unwrap(), desktop);
+    assert_eq!(desktop.messages, 3_000);
+
+    let (phone, laptop) = (world.phone(), world.desktop());
+    assert_eq!(laptop.chats().unwrap(), phone.chats().unwrap());
+    for chat in phone.chats().unwrap() {
+        assert_eq!(
+            laptop.history(&chat.id, 10_000, None).unwrap(),
+            phone.history(&chat.id, 10_000, None).unwrap(),
+            "chat {}",
+            chat.name
+        );
+    }
+    let status = laptop.status().unwrap();
+    assert!(status.linked);
+    assert_eq!(status.mode, "multi");
+    assert_eq!(status.sync.state, "complete");
+    assert_eq!(
+        status.device.unwrap(),
+        format!("{}.1", status.account.unwrap())
+    );
+    assert_eq!(phone.devices().unwrap().len(), 2);
+    assert_eq!(laptop.store_integrity().unwrap(), Vec::<String>::new());
+}
+
+#[test]
+fn a_scan_with_the_wrong_secret_is_refused_and_changes_nothing() {
+    let world = World::new(1, 10);
+    let (desktop, phone) = world.link(
+        |link| {
+            let at = link.find("secret=").unwrap() + "secret=".len();
+            let mut tampered = link.clone();
+            // Another valid-looking secret: 43 base64url characters.
+            tampered.replace_range(at..at + 43, &"A".repeat(43));
+            tampered
+        },
+        quick_expiry(),
+    );
+    let phone_error = phone.unwrap_err().to_string();
+    assert!(
+        phone_error.contains("refused") && phone_error.contains("secret"),
+        "{phone_error}"
+    );
+    let desktop_error = desktop.unwrap_err().to_string();
+    assert_eq!(desktop_error, "QR code expired, try again");
+    assert_eq!(world.phone().devices().unwrap().len(), 1);
+    let laptop = world.desktop().status().unwrap();
+    assert!(!laptop.linked);
+    assert_eq!(laptop.messages, 0);
+}
+
+#[test]
+fn an_unlinked_laptop_learns_it_on_its_next_connection_and_erases_itself() {
+    let world = World::new(2, 200);
+    let (desktop, _) = world.link(|l| l, QrSchedule::default());
+    let device = format!("{}", world.desktop().status().unwrap().device.unwrap());
+    assert_eq!(desktop.unwrap().messages, 200);
+
+    let report = runtime()
+        .block_on(world.phone().unlink(&device, Some(&world.url())))
+        .unwrap();
+    assert_eq!(report.unlinked, device);
+    assert_eq!(world.phone().devices().unwrap().len(), 1);
+
+    let laptop = world.desktop();
+    let outcome = runtime().block_on(laptop.sync(Some(Duration::from_secs(20)), &mut |_| {}));
+    assert!(matches!(outcome, Err(Error::Unlinked)), "{outcome:?}");
+    laptop.erase().unwrap();
+    let after = world.desktop().status().unwrap();
+    assert!(!after.linked);
+    assert_eq!((after.chats, after.messages), (0, 0));
+}
+
+#[test]
+fn older_messages_come_a_page_at_a_time_while_the_phone_serves() {
+    let world = World::new(1, 400);
+    // A bounded plan: only the newest messages of each chat now.
+    let (codes, first_code) = mpsc::channel::<String>();
+    let options = LinkOptions {
+        broker: world.url(),
+        name: "Alice's laptop".into(),
+        platform: "linux".into(),
+        schedule: QrSchedule::default(),
+        sync_timeout: Some(Duration::from_secs(60)),
+    };
+    let desktop_home = world.desktop_home.clone();
+    let desktop = thread::spawn(move || {
+        let engine = Engine::open_with(&desktop_home, KeychainUse::Off).unwrap();
+        runtime().block_on(engine.link(&options, &mut |event| {
+            if let Event::Code { link, .. } = event {
+                let _ = codes.send(link.clone());
+            }
+        }))
+    });
+    let link =
+        Engine::parse_link(&first_code.recv_timeout(Duration::from_secs(10)).unwrap()).unwrap();
+    let bound = PlanBound {
+        since_ms: Some(i64::MAX),
+    };
+    runtime()
+        .block_on(
+            world
+                .phone()
+                .scan(link, bound, &mut |_, _| true, &mut |_| {}),
+        )
+        .unwrap();
+    assert_eq!(desktop.join().unwrap().unwrap().messages, 20);
+
+    // Offline phone: a clear error.
+    let laptop = world.desktop();
+    let chat = laptop.chats().unwrap()[0].id.clone();
+    let offline = runtime().block_on(laptop.fetch_older(&chat, 1, Duration::from_secs(1)));
+    assert!(
+        matches!(offline, Err(Error::PhoneOffline { .. })),
+        "{offline:?}"
+    );
+
+    // The phone serves; two pages of 50 arrive, older than what the laptop had.
+    let phone_home = world.phone_home.clone();
+    let url = world.url();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = thread::spawn(move || {
+        let phone = Engine::open_with(&phone_home, KeychainUse::Off).unwrap();
+        let mut quiet = |_: &Event| {};
+        runtime().block_on(async {
+            tokio::select! {
+                r = phone.serve(Some(&url), &mut quiet) => r,
+                _ = stopped => Ok(()),
+            }
+        })
+    });
+    let fetched = runtime()
+        .block_on(laptop.fetch_older(&chat, 2, Duration::from_secs(10)))
+        .unwrap();
+    assert_eq!((fetched.fetched, fetched.more), (100, true));
+    let all = runtime()
+        .block_on(laptop.fetch_older(&chat, 100, Duration::from_secs(10)))
+        .unwrap();
+    assert_eq!((all.fetched, all.more), (280, false));
+    stop.send(()).unwrap();
+    server.join().unwrap().unwrap();
+    assert_eq!(
+        laptop.history(&chat, 1_000, None).unwrap(),
+        world.phone().history(&chat, 1_000, None).unwrap()
+    );
+}
