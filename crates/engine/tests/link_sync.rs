@@ -168,7 +168,7 @@ fn a_scan_with_the_wrong_secret_is_refused_and_changes_nothing() {
 fn an_unlinked_laptop_learns_it_on_its_next_connection_and_erases_itself() {
     let world = World::new(2, 200);
     let (desktop, _) = world.link(|l| l, QrSchedule::default());
-    let device = format!("{}", world.desktop().status().unwrap().device.unwrap());
+    let device = world.desktop().status().unwrap().device.unwrap();
     assert_eq!(desktop.unwrap().messages, 200);
 
     let report = runtime()
