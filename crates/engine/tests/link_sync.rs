@@ -259,3 +259,56 @@ fn older_messages_come_a_page_at_a_time_while_the_phone_serves() {
         world.phone().history(&chat, 1_000, None).unwrap()
     );
 }
+
+#[test]
+fn a_broker_restart_mid_sync_loses_nothing_and_duplicates_nothing() {
+    let mut world = World::new(8, 12_000);
+    let addr = world.broker.local_addr();
+    let (codes, first_code) = mpsc::channel::<String>();
+    let (progressed, third_chunk) = mpsc::channel::<()>();
+    let options = LinkOptions {
+        broker: world.url(),
+        name: "Alice's laptop".into(),
+        platform: "linux".into(),
+        schedule: QrSchedule::default(),
+        sync_timeout: Some(Duration::from_secs(60)),
+    };
+    let desktop_home = world.desktop_home.clone();
+    let desktop = thread::spawn(move || {
+        let engine = Engine::open_with(&desktop_home, KeychainUse::Off).unwrap();
+        runtime().block_on(engine.link(&options, &mut |event| match event {
+            Event::Code { link, .. } => {
+                let _ = codes.send(link.clone());
+            }
+            Event::Progress { chunks_done: 3, .. } => {
+                let _ = progressed.send(());
+            }
+            _ => {}
+        }))
+    });
+    let link =
+        Engine::parse_link(&first_code.recv_timeout(Duration::from_secs(10)).unwrap()).unwrap();
+    let phone_home = world.phone_home.clone();
+    let phone = thread::spawn(move || {
+        let phone = Engine::open_with(&phone_home, KeychainUse::Off).unwrap();
+        runtime().block_on(phone.scan(link, PlanBound::default(), &mut |_, _| true, &mut |_| {}))
+    });
+
+    // The broker goes away with everything in flight, and comes back empty on the same port.
+    third_chunk.recv_timeout(Duration::from_secs(30)).unwrap();
+    let old = std::mem::replace(
+        &mut world.broker,
+        EmbeddedBroker::start("127.0.0.1:0".parse().unwrap()).unwrap(),
+    );
+    old.stop();
+    world.broker = EmbeddedBroker::start(addr).unwrap();
+
+    let desktop = desktop.join().unwrap().unwrap();
+    let phone = phone.join().unwrap().unwrap();
+    assert_eq!(desktop, phone);
+    assert_eq!(desktop.messages, 12_000);
+    let (laptop, phone) = (world.desktop(), world.phone());
+    assert_eq!(laptop.status().unwrap().messages, 12_000);
+    assert_eq!(laptop.chats().unwrap(), phone.chats().unwrap());
+    assert_eq!(laptop.store_integrity().unwrap(), Vec::<String>::new());
+}
