@@ -121,9 +121,17 @@ impl Engine {
         let client_id = format!("tandem-pair-{}", hex(&suffix));
         let mut conn = Connection::new(&options.broker, &client_id, false)?;
         let mut outputs = first;
+        // A code is shown only once the broker has taken its subscription: a phone that scans
+        // at once must find the desktop listening.
+        let mut unshown = Vec::new();
         let linked = loop {
-            if let Some(done) = apply_desktop(&mut conn, outputs, on)? {
+            if let Some(done) = apply_desktop(&mut conn, outputs, &mut unshown, on)? {
                 break done;
+            }
+            if conn.subscriptions_settled() {
+                for event in unshown.drain(..) {
+                    on(&event);
+                }
             }
             let deadline = machine.next_deadline().map(instant_at);
             outputs = match conn.next(deadline).await? {
@@ -133,7 +141,7 @@ impl Engine {
                     out
                 }
                 Incoming::Timeout => machine.poll(now_ms(), &mut rng),
-                Incoming::Connected | Incoming::PubAck => Vec::new(),
+                Incoming::Connected | Incoming::PubAck | Incoming::SubAck => Vec::new(),
             };
         };
         self.save_link(machine.keys(), &linked, options)?;
@@ -300,7 +308,7 @@ impl Engine {
                     }
                     quiet_since = Instant::now();
                 }
-                Incoming::PubAck => {}
+                Incoming::PubAck | Incoming::SubAck => {}
                 Incoming::Timeout if connected && finished.is_some() => {
                     let report = finished.unwrap_or(SyncReport {
                         chunks: 0,
@@ -566,7 +574,7 @@ impl Engine {
                         seconds: wait.as_secs(),
                     });
                 }
-                Incoming::Connected | Incoming::PubAck => {}
+                Incoming::Connected | Incoming::PubAck | Incoming::SubAck => {}
                 Incoming::Publish(p) => {
                     if p.topic != topics::inbox(&id.device) {
                         continue;
@@ -737,6 +745,7 @@ fn forget_identity(w: &mut tandem_store::DurableWriter<'_>) -> Result<()> {
 fn apply_desktop(
     conn: &mut Connection,
     outputs: Vec<Output<DesktopEvent>>,
+    unshown: &mut Vec<Event>,
     on: &mut dyn FnMut(&Event),
 ) -> Result<Option<LinkedDevice>> {
     let mut linked = None;
@@ -745,11 +754,15 @@ fn apply_desktop(
             Output::Subscribe(topic) => conn.subscribe(&topic)?,
             Output::Unsubscribe(topic) => conn.unsubscribe(&topic)?,
             Output::Publish { topic, payload } => conn.publish(&topic, payload, false)?,
-            Output::Event(DesktopEvent::Code { link, index }) => on(&Event::Code {
-                link: link.to_string(),
-                index,
-                expires_at: link.expires_at_ms,
-            }),
+            Output::Event(DesktopEvent::Code { link, index }) => {
+                // A rotation replaces a code that was never shown.
+                unshown.clear();
+                unshown.push(Event::Code {
+                    link: link.to_string(),
+                    index,
+                    expires_at: link.expires_at_ms,
+                });
+            }
             Output::Event(DesktopEvent::OfferRefused(reason)) => {
                 tracing::warn!(%reason, "refused a pairing offer");
                 on(&Event::Refused {

@@ -23,12 +23,14 @@ const FIRST_CONNECT_GRACE: Duration = Duration::from_secs(5);
 /// What [`Connection::next`] returns.
 #[derive(Debug)]
 pub(crate) enum Incoming {
-    /// Connected (again); subscriptions were renewed.
+    /// Connected (again); subscriptions are in place.
     Connected,
     /// A message arrived.
     Publish(Publish),
     /// The broker acknowledged one of our QoS 1 publishes.
     PubAck,
+    /// The broker acknowledged a subscription.
+    SubAck,
     /// The deadline passed.
     Timeout,
 }
@@ -54,6 +56,9 @@ pub(crate) struct Connection {
     client: AsyncClient,
     events: EventLoop,
     subscriptions: Vec<String>,
+    subscribes_sent: u64,
+    subacks: u64,
+    connected: bool,
     ever_connected: bool,
     failing_since: Option<Instant>,
     last_error: Option<String>,
@@ -86,6 +91,9 @@ impl Connection {
             client,
             events,
             subscriptions: Vec::new(),
+            subscribes_sent: 0,
+            subacks: 0,
+            connected: false,
             ever_connected: false,
             failing_since: None,
             last_error: None,
@@ -104,14 +112,28 @@ impl Connection {
         }
     }
 
-    /// Subscribes at QoS 1 now and after every reconnection.
+    /// Subscribes at QoS 1, and again after every reconnection. Before the first connection
+    /// the request is queued in order with the publishes around it (so a subscription made
+    /// before a publish is active before that publish is answered); while reconnecting it waits
+    /// for the connection.
     pub(crate) fn subscribe(&mut self, topic: &str) -> Result<()> {
-        if !self.subscriptions.iter().any(|t| t == topic) {
-            self.subscriptions.push(topic.to_owned());
+        if self.subscriptions.iter().any(|t| t == topic) {
+            return Ok(());
         }
-        self.client
-            .try_subscribe(topic, QoS::AtLeastOnce)
-            .map_err(|e| self.queue_failed(&e))
+        self.subscriptions.push(topic.to_owned());
+        if self.connected || !self.ever_connected {
+            self.client
+                .try_subscribe(topic, QoS::AtLeastOnce)
+                .map_err(|e| self.queue_failed(&e))?;
+            self.subscribes_sent += 1;
+        }
+        Ok(())
+    }
+
+    /// Whether the broker has acknowledged every subscription sent: messages published to
+    /// those topics from now on reach this client.
+    pub(crate) fn subscriptions_settled(&self) -> bool {
+        self.connected && self.subacks >= self.subscribes_sent
     }
 
     /// Stops a subscription.
@@ -162,17 +184,35 @@ impl Connection {
             };
             match polled {
                 Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                    let reconnected = self.ever_connected;
+                    self.connected = true;
                     self.ever_connected = true;
                     self.failing_since = None;
-                    for topic in &self.subscriptions {
+                    // The first connection sends the subscriptions queued before it; a
+                    // reconnection renews them all (a broker that restarted has none).
+                    let renew = if reconnected {
+                        self.subscriptions.as_slice()
+                    } else {
+                        &[]
+                    };
+                    for topic in renew {
                         self.client
                             .try_subscribe(topic.as_str(), QoS::AtLeastOnce)
                             .map_err(|e| self.queue_failed(&e))?;
+                    }
+                    if reconnected {
+                        // Acks of the lost connection will not come.
+                        self.subacks = 0;
+                        self.subscribes_sent = renew.len() as u64;
                     }
                     return Ok(Incoming::Connected);
                 }
                 Ok(Event::Incoming(Packet::Publish(p))) => return Ok(Incoming::Publish(p)),
                 Ok(Event::Incoming(Packet::PubAck(_))) => return Ok(Incoming::PubAck),
+                Ok(Event::Incoming(Packet::SubAck(_))) => {
+                    self.subacks += 1;
+                    return Ok(Incoming::SubAck);
+                }
                 Ok(_) => {}
                 Err(e) => self.on_error(e, deadline).await?,
             }
@@ -180,6 +220,7 @@ impl Connection {
     }
 
     async fn on_error(&mut self, e: ConnectionError, deadline: Option<Instant>) -> Result<()> {
+        self.connected = false;
         let now = Instant::now();
         let reason = e.to_string();
         let since = *self.failing_since.get_or_insert(now);

@@ -223,7 +223,7 @@ impl Engine {
                     out
                 }
                 Incoming::Timeout => machine.poll(now_ms()),
-                Incoming::Connected | Incoming::PubAck => Vec::new(),
+                Incoming::Connected | Incoming::PubAck | Incoming::SubAck => Vec::new(),
             };
         }
         self.serve_on(conn, ServeUntil::SyncComplete(sync_id), on)
@@ -394,8 +394,8 @@ impl Engine {
         }
         loop {
             match conn.next(None).await? {
-                Incoming::Connected => {
-                    if !announced {
+                Incoming::Connected | Incoming::SubAck => {
+                    if !announced && conn.subscriptions_settled() {
                         announced = true;
                         on(&Event::Serving {
                             device: id.device.to_string(),
@@ -676,7 +676,7 @@ impl Engine {
                     });
                 }
                 Incoming::Publish(p) => conn.ack(&p)?,
-                Incoming::Connected => {}
+                Incoming::Connected | Incoming::SubAck => {}
             }
         }
         conn.disconnect().await;

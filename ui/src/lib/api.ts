@@ -9,7 +9,7 @@ export interface Status {
   mode: string;
   chats: number;
   messages: number;
-  sync: { state: string; done: number; total: number };
+  sync: { state: string; done: number; total: number; chunks_done: number; chunks_total: number };
 }
 
 export interface Chat {
