@@ -293,8 +293,12 @@ fn ask(name: &str, platform: &str) -> bool {
     let _ = std::io::stderr().flush();
     let mut answer = String::new();
     match std::io::stdin().lock().read_line(&mut answer) {
+        Ok(0) | Err(_) => {
+            // No answer (end of input): end the prompt's line before the error.
+            eprintln!();
+            false
+        }
         Ok(_) => matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes"),
-        Err(_) => false,
     }
 }
 

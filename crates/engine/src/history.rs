@@ -11,7 +11,7 @@
 //! metadata, so even incompressible text stays far below the envelope limit.
 //!
 //! The plan is a list of chunks, each a list of `(chat, oldest key, newest key, count)` key
-//! ranges. It is stored with the sync's progress, so a phone that restarts rebuilds exactly
+//! ranges (the first chunk also names the chats that have no messages). It is stored with the sync's progress, so a phone that restarts rebuilds exactly
 //! the same chunks.
 
 use serde::{Deserialize, Serialize};
@@ -44,6 +44,8 @@ struct KeyRange {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct ChunkPlan {
     ranges: Vec<KeyRange>,
+    /// Chats without messages (the first chunk carries them, so every chat arrives).
+    empty_chats: Vec<[u8; 16]>,
 }
 
 impl ChunkPlan {
@@ -156,6 +158,19 @@ pub(crate) fn build_plan(store: &Store, peer: u32, bound: PlanBound) -> Result<P
         packer.add(*chat, *bytes, tail);
     }
     packer.close();
+    let empty: Vec<[u8; 16]> = per_chat
+        .iter()
+        .filter(|(_, _, keys)| keys.is_empty())
+        .map(|(chat, _, _)| *chat.as_bytes())
+        .collect();
+    if !empty.is_empty() {
+        if packer.chunks.is_empty() {
+            packer.chunks.push(ChunkPlan::default());
+        }
+        if let Some(first) = packer.chunks.first_mut() {
+            first.empty_chats = empty;
+        }
+    }
     Ok(Plan {
         peer,
         chunks: packer.chunks,
@@ -211,6 +226,12 @@ impl Plan {
             })?;
         let mut messages = Vec::with_capacity(plan.count() as usize);
         let mut chats: Vec<SyncedChat> = Vec::new();
+        for id in &plan.empty_chats {
+            let chat = ChatId(Uuid::from_bytes(*id));
+            if let Some(summary) = store.chat(chat)? {
+                chats.push(synced_chat(&summary, store.members(chat)?));
+            }
+        }
         for range in &plan.ranges {
             let chat = ChatId(Uuid::from_bytes(range.chat));
             if !chats.iter().any(|c| c.id == range.chat) {
