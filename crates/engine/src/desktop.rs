@@ -10,8 +10,10 @@
 
 use std::time::Duration;
 
-use tandem_crypto::{DeviceKeys, OsRng, accept};
-use tandem_proto::pairing::{DesktopEvent, DesktopPairing, LinkedDevice, Output, QrSchedule};
+use tandem_crypto::{DeviceCertificate, DeviceKeys, OsRng, SignedDeviceList, accept};
+use tandem_proto::pairing::{
+    DesktopEvent, DesktopPairing, LinkedDevice, Offer, Output, QrSchedule,
+};
 use tandem_proto::sync::{CHAIN_START, ChunkDecision, SyncMessage, chain, receive_decision};
 use tandem_proto::{Body, OpenedBody};
 use tandem_store::{Account, Contact, SyncPhase, SyncRole, SyncState, identity};
@@ -21,6 +23,29 @@ use crate::identity::{Identity, accept_own_list, open_from_own_device, store_own
 use crate::mqtt::{Connection, Incoming, topics};
 use crate::views::Event;
 use crate::{Engine, Error, Result, history, now_ms};
+
+/// Identity entry holding a link answered but not yet confirmed by the phone.
+const PENDING_LINK: &str = "pending_link";
+/// How long `sync` waits for the phone's confirmation of a pending link (its retained list).
+const PENDING_WAIT: Duration = Duration::from_secs(10);
+
+/// A link this device answered, kept until the phone confirms it. Holds the device's secret
+/// keys (the store is encrypted; the entry is written under `synchronous=FULL` like the keys).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct PendingLink {
+    keys: Vec<u8>,
+    certificate: Vec<u8>,
+    offer: Offer,
+    name: String,
+    broker: String,
+}
+
+impl Drop for PendingLink {
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        self.keys.zeroize();
+    }
+}
 
 /// How long the device waits for a chunk before asking the phone to resume.
 const RESUME_AFTER: Duration = Duration::from_secs(3);
@@ -124,8 +149,21 @@ impl Engine {
         // A code is shown only once the broker has taken its subscription: a phone that scans
         // at once must find the desktop listening.
         let mut unshown = Vec::new();
+        let mut pending_saved = false;
         let linked = loop {
-            if let Some(done) = apply_desktop(&mut conn, outputs, &mut unshown, on)? {
+            let applied = apply_desktop(&mut conn, outputs, &mut unshown, on);
+            if !pending_saved && let Some((certificate, offer)) = machine.answered() {
+                self.save_pending(machine.keys(), certificate, offer, options)?;
+                pending_saved = true;
+            }
+            let applied = match applied {
+                Err(e) if pending_saved => {
+                    self.forget_pending()?;
+                    return Err(e);
+                }
+                other => other?,
+            };
+            if let Some(done) = applied {
                 break done;
             }
             if conn.subscriptions_settled() {
@@ -144,7 +182,7 @@ impl Engine {
                 Incoming::Connected | Incoming::PubAck | Incoming::SubAck => Vec::new(),
             };
         };
-        self.save_link(machine.keys(), &linked, options)?;
+        self.save_link(machine.keys(), &linked, &options.name, &options.broker)?;
         conn.disconnect().await;
         on(&Event::Linked {
             account: linked.account().to_string(),
@@ -153,13 +191,110 @@ impl Engine {
         self.sync(options.sync_timeout, on).await
     }
 
+    /// Stores an answered link that the phone has not confirmed yet (see [`PendingLink`]).
+    fn save_pending(
+        &self,
+        keys: &DeviceKeys,
+        certificate: &DeviceCertificate,
+        offer: &Offer,
+        options: &LinkOptions,
+    ) -> Result<()> {
+        let pending = PendingLink {
+            keys: keys.to_secret_bytes().to_vec(),
+            certificate: certificate.to_bytes()?,
+            offer: offer.clone(),
+            name: options.name.clone(),
+            broker: options.broker.clone(),
+        };
+        let bytes =
+            tandem_crypto::Zeroizing::new(postcard::to_allocvec(&pending).map_err(|e| {
+                Error::Corrupt {
+                    what: "pending link",
+                    reason: e.to_string(),
+                }
+            })?);
+        drop(pending);
+        self.store().write_durable(|w| -> Result<()> {
+            w.put_identity(PENDING_LINK, &bytes)?;
+            Ok(())
+        })
+    }
+
+    fn forget_pending(&self) -> Result<()> {
+        self.store().write_durable(|w| -> Result<()> {
+            w.delete_identity(PENDING_LINK)?;
+            Ok(())
+        })
+    }
+
+    /// Finishes a link whose confirmation this device missed (it stopped between its answer
+    /// and the phone's confirmation): the phone published the new device list, retained,
+    /// before confirming. Without such a list in time the pending link is dropped.
+    async fn finish_pending(&self, on: &mut dyn FnMut(&Event)) -> Result<()> {
+        let Some(bytes) = self.store().identity(PENDING_LINK)? else {
+            return Ok(());
+        };
+        let pending: PendingLink =
+            postcard::from_bytes(bytes.expose()).map_err(|e| Error::Corrupt {
+                what: "pending link",
+                reason: e.to_string(),
+            })?;
+        let keys = DeviceKeys::from_secret_bytes(&pending.keys)?;
+        let certificate = DeviceCertificate::from_bytes(&pending.certificate)?;
+        let account = certificate.account_id();
+        let current = SignedDeviceList::from_bytes(&pending.offer.device_list)?.verify(&account)?;
+        let mut conn =
+            Connection::new(&pending.broker, &certificate.device_id().to_string(), true)?;
+        conn.subscribe(&topics::devices(&account))?;
+        conn.subscribe(&topics::inbox(&certificate.device_id()))?;
+        let give_up = Instant::now() + PENDING_WAIT;
+        let confirmed = loop {
+            match conn.next(Some(give_up)).await? {
+                Incoming::Timeout => break None,
+                Incoming::Publish(p) if p.topic == topics::devices(&account) => {
+                    // Not acknowledged: the sync loop sees the list again.
+                    let Ok(signed) = SignedDeviceList::from_bytes(&p.payload) else {
+                        continue;
+                    };
+                    if let Ok(accepted) = accept(&account, Some(&current), &signed)
+                        && accepted.list.device(certificate.device_id().index) == Some(&certificate)
+                    {
+                        break Some(signed);
+                    }
+                }
+                _ => {}
+            }
+        };
+        conn.disconnect().await;
+        match confirmed {
+            Some(device_list) => {
+                let linked = LinkedDevice {
+                    certificate,
+                    device_list,
+                    offer: pending.offer.clone(),
+                };
+                self.save_link(&keys, &linked, &pending.name, &pending.broker)?;
+                on(&Event::Linked {
+                    account: linked.account().to_string(),
+                    device: linked.device().to_string(),
+                });
+                Ok(())
+            }
+            None => {
+                self.forget_pending()?;
+                Err(Error::LinkUnconfirmed)
+            }
+        }
+    }
+
     /// Stores what linking gave: keys, certificate, the account and its device list, contacts,
     /// and the sync to come, in one durable transaction.
     fn save_link(
         &self,
         keys: &DeviceKeys,
         linked: &LinkedDevice,
-        options: &LinkOptions,
+        name: &str,
+        fallback_broker: &str,
     ) -> Result<()> {
         let account = linked.account();
         let accepted = accept(&account, None, &linked.device_list)?;
@@ -169,7 +304,7 @@ impl Engine {
             .iter()
             .find(|b| tandem_net::BrokerUrl::parse(b).is_ok())
             .cloned()
-            .unwrap_or_else(|| options.broker.clone());
+            .unwrap_or_else(|| fallback_broker.to_owned());
         let certificate = linked.certificate.to_bytes()?;
         let now = now_ms();
         self.store().write_durable(|w| -> Result<()> {
@@ -179,7 +314,8 @@ impl Engine {
             w.put_identity(identity::MODE, b"multi")?;
             w.put_identity(identity::BROKER_URL, broker.as_bytes())?;
             w.put_identity(identity::ACCOUNT_NAME, offer.account_name.as_bytes())?;
-            w.put_identity(identity::DEVICE_NAME, options.name.as_bytes())?;
+            w.put_identity(identity::DEVICE_NAME, name.as_bytes())?;
+            w.delete_identity(PENDING_LINK)?;
             w.upsert_account(&Account {
                 id: account.as_bytes().to_vec(),
                 public_key: accepted.list.account_key().to_bytes().to_vec(),
@@ -240,6 +376,7 @@ impl Engine {
         timeout: Option<Duration>,
         on: &mut dyn FnMut(&Event),
     ) -> Result<SyncReport> {
+        self.finish_pending(on).await?;
         let mut id = self.identity()?;
         if id.account_key.is_some() {
             return Err(Error::BadInput(

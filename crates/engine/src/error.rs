@@ -75,6 +75,9 @@ pub enum Error {
     /// The phone removed this device from the account.
     #[error("this device was unlinked by the phone; its keys and local data are erased")]
     Unlinked,
+    /// This device answered a link that the phone never confirmed.
+    #[error("the phone did not confirm the link of this device; run `tandem link` again")]
+    LinkUnconfirmed,
     /// The user said no.
     #[error("link cancelled")]
     Cancelled,
@@ -145,6 +148,7 @@ impl Error {
             Self::AlreadyLinked { .. } => "already_linked",
             Self::Unlinked => "unlinked",
             Self::Cancelled => "cancelled",
+            Self::LinkUnconfirmed => "link_unconfirmed",
             Self::Link(_) => "bad_link",
             Self::Pairing(_) => "pairing",
             Self::Sync(_) | Self::SyncFailed(_) => "sync",

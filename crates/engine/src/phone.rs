@@ -388,6 +388,11 @@ impl Engine {
         let id = self.primary()?;
         let mut syncs = self.outgoing_syncs()?;
         let mut announced = false;
+        // The account's list, retained again: a broker that restarted (or a publish lost with a
+        // crash) would otherwise leave devices without it.
+        if let Some(list) = self.store().device_list(id.account.as_bytes())? {
+            conn.publish(&topics::devices(&id.account), list.signed, true)?;
+        }
         // Send what is pending at once: the device may be waiting already.
         for (sync_id, sync) in &mut syncs {
             self.pump(&conn, &id, *sync_id, sync)?;

@@ -312,3 +312,68 @@ fn a_broker_restart_mid_sync_loses_nothing_and_duplicates_nothing() {
     assert_eq!(laptop.chats().unwrap(), phone.chats().unwrap());
     assert_eq!(laptop.store_integrity().unwrap(), Vec::<String>::new());
 }
+
+#[test]
+fn a_laptop_stopped_right_after_its_answer_finishes_the_link_at_its_next_sync() {
+    let world = World::new(3, 1_500);
+    let (codes, first_code) = mpsc::channel::<String>();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let options = LinkOptions {
+        broker: world.url(),
+        name: "Alice's laptop".into(),
+        platform: "linux".into(),
+        schedule: QrSchedule::default(),
+        sync_timeout: Some(Duration::from_secs(60)),
+    };
+    let desktop_home = world.desktop_home.clone();
+    let desktop = thread::spawn(move || {
+        let engine = Engine::open_with(&desktop_home, KeychainUse::Off).unwrap();
+        let mut on = |event: &Event| {
+            if let Event::Code { link, .. } = event {
+                let _ = codes.send(link.clone());
+            }
+        };
+        // The laptop stops the moment the phone has linked it: before or after it saw the
+        // phone's confirmation, whichever the race gives.
+        runtime().block_on(async {
+            tokio::select! {
+                r = engine.link(&options, &mut on) => Some(r),
+                _ = stopped => None,
+            }
+        })
+    });
+    let link =
+        Engine::parse_link(&first_code.recv_timeout(Duration::from_secs(10)).unwrap()).unwrap();
+    let phone_home = world.phone_home.clone();
+    let phone = thread::spawn(move || {
+        let phone = Engine::open_with(&phone_home, KeychainUse::Off).unwrap();
+        let mut stop = Some(stop);
+        runtime().block_on(
+            phone.scan(link, PlanBound::default(), &mut |_, _| true, &mut |event| {
+                if matches!(event, Event::DeviceLinked { .. })
+                    && let Some(stop) = stop.take()
+                {
+                    let _ = stop.send(());
+                }
+            }),
+        )
+    });
+    let first = desktop.join().unwrap();
+    assert!(
+        first.is_none(),
+        "the laptop was stopped before its sync ended: {first:?}"
+    );
+
+    let laptop = world.desktop();
+    // (Usually it stopped before the confirmation arrived: then it holds only a pending link,
+    // which `sync` finishes from the account's retained device list.)
+    let report = runtime()
+        .block_on(laptop.sync(Some(Duration::from_secs(60)), &mut |_| {}))
+        .unwrap();
+    assert_eq!(report.messages, 1_500);
+    assert_eq!(phone.join().unwrap().unwrap(), report);
+    let status = laptop.status().unwrap();
+    assert!(status.linked);
+    assert_eq!(status.messages, 1_500);
+    assert_eq!(laptop.chats().unwrap(), world.phone().chats().unwrap());
+}

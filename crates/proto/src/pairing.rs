@@ -472,6 +472,19 @@ impl DesktopPairing {
         &self.keys
     }
 
+    /// Once an offer is answered and until the phone confirms: this device's counter-signed
+    /// certificate and the offer. A device that stops in between can finish the link from the
+    /// account's retained device list, which the phone publishes before it confirms.
+    #[must_use]
+    pub fn answered(&self) -> Option<(&DeviceCertificate, &Offer)> {
+        match &self.state {
+            DesktopState::Answered {
+                certificate, offer, ..
+            } => Some((certificate, offer)),
+            _ => None,
+        }
+    }
+
     fn end(&self) -> i64 {
         self.started_at.saturating_add(self.schedule.total_ms)
     }
