@@ -3,6 +3,7 @@
 
 mod envelope;
 mod store;
+mod sync;
 
 use clap::{Parser, ValueEnum};
 
@@ -15,6 +16,8 @@ enum Group {
     Envelope,
     /// The local store: inserts, search, paging, SQLCipher overhead.
     Store,
+    /// History sync from a phone to a newly linked desktop through a loopback broker.
+    Sync,
 }
 
 /// Tandem's benchmarks (run them with `--release`).
@@ -37,6 +40,9 @@ fn main() -> anyhow::Result<()> {
     }
     if matches!(args.group, Group::All | Group::Store) {
         store::run(&mut out, args.quick)?;
+    }
+    if matches!(args.group, Group::All | Group::Sync) {
+        sync::run(&mut out, args.quick)?;
     }
     Ok(())
 }
