@@ -532,7 +532,7 @@ fn the_companion_on_a_fresh_home_is_unlinked_and_empty() {
             "mode": "unlinked",
             "chats": 0,
             "messages": 0,
-            "sync": {"state": "none", "done": 0, "total": 0},
+            "sync": {"state": "none", "done": 0, "total": 0, "chunks_done": 0, "chunks_total": 0},
         })
     );
     assert_eq!(

@@ -19,7 +19,7 @@ use tandem_proto::{Body, OpenedBody};
 use tandem_store::{Account, Contact, SyncPhase, SyncRole, SyncState, identity};
 use tokio::time::Instant;
 
-use crate::identity::{Identity, accept_own_list, open_from_own_device, store_own_list};
+use crate::identity::{Identity, accept_own_list, open_from_own_device, seal_in, store_own_list};
 use crate::mqtt::{Connection, Incoming, topics};
 use crate::views::Event;
 use crate::{Engine, Error, Result, history, now_ms};
@@ -98,10 +98,16 @@ fn progress(state: &SyncState) -> Event {
 /// What one inbox message asks the loop to do once its transaction committed.
 enum Step {
     Nothing,
+    /// A chunk was stored (or was already): acknowledge it.
     Ack {
         index: u32,
         digest: [u8; 32],
         count: u64,
+        progress: Option<Event>,
+    },
+    /// The acknowledgement, sealed in the transaction that stored the chunk.
+    SealedAck {
+        envelope: Vec<u8>,
         progress: Option<Event>,
     },
     Complete(SyncReport),
@@ -484,24 +490,15 @@ impl Engine {
                     }
                     match step {
                         Step::Nothing => {}
-                        Step::Ack {
-                            index,
-                            digest,
-                            count,
-                            progress,
-                        } => {
+                        Step::SealedAck { envelope, progress } => {
                             quiet_since = Instant::now();
-                            let ack = SyncMessage::Ack {
-                                sync_id,
-                                index,
-                                digest,
-                                count,
-                            };
-                            self.send_sync(&conn, &id, &ack)?;
+                            let primary = tandem_crypto::DeviceId::primary(id.account);
+                            conn.publish(&topics::inbox(&primary), envelope, false)?;
                             if let Some(event) = progress {
                                 on(&event);
                             }
                         }
+                        Step::Ack { .. } => {}
                         Step::Complete(report) => {
                             conn.disconnect().await;
                             on(&Event::Synced {
@@ -589,7 +586,30 @@ impl Engine {
                             return Ok(Step::Nothing);
                         }
                     };
-                    receive(w, sync_id, message)
+                    match receive(w, sync_id, message)? {
+                        Step::Ack {
+                            index,
+                            digest,
+                            count,
+                            progress,
+                        } => {
+                            let ack = SyncMessage::Ack {
+                                sync_id,
+                                index,
+                                digest,
+                                count,
+                            };
+                            let body = Body::HistoryChunk {
+                                bytes: ack.encode()?,
+                            };
+                            let primary = tandem_crypto::DeviceId::primary(id.account);
+                            let envelope = seal_in(w, id, &id.list, primary, &[body])?
+                                .pop()
+                                .unwrap_or_default();
+                            Ok(Step::SealedAck { envelope, progress })
+                        }
+                        other => Ok(other),
+                    }
                 }
                 Body::Unlink { device } if from_primary && device == id.device => {
                     forget_identity(w)?;

@@ -99,16 +99,33 @@ impl Engine {
         to: DeviceId,
         body: &Body,
     ) -> Result<Vec<u8>> {
-        let cert = list.device(to.index).ok_or_else(|| {
-            Error::BadInput(format!("device {to} is not in the account's device list"))
-        })?;
-        let mut rng = OsRng::new().map_err(|e| Error::Random(e.to_string()))?;
-        let store = self.store();
-        let mut session = match store.session(to.account.as_bytes(), to.index)? {
-            Some(bytes) => PairwiseSession::from_bytes(bytes.expose())?,
-            None => PairwiseSession::new(id.device, to),
-        };
-        let now = now_ms();
+        self.store()
+            .write_durable(|w| seal_in(w, id, list, to, std::slice::from_ref(body)))
+            .map(|mut sealed| sealed.pop().unwrap_or_default())
+    }
+}
+
+/// Seals `bodies` for `to` (keys from `list`) inside the caller's durable transaction: the
+/// advanced pairwise session is stored with whatever else the transaction commits, so a
+/// message and its acknowledgement cost one disk flush, not two.
+pub(crate) fn seal_in(
+    w: &mut DurableWriter<'_>,
+    id: &Identity,
+    list: &DeviceList,
+    to: DeviceId,
+    bodies: &[Body],
+) -> Result<Vec<Vec<u8>>> {
+    let cert = list.device(to.index).ok_or_else(|| {
+        Error::BadInput(format!("device {to} is not in the account's device list"))
+    })?;
+    let mut rng = OsRng::new().map_err(|e| Error::Random(e.to_string()))?;
+    let mut session = match w.session(to.account.as_bytes(), to.index)? {
+        Some(bytes) => PairwiseSession::from_bytes(bytes.expose())?,
+        None => PairwiseSession::new(id.device, to),
+    };
+    let now = now_ms();
+    let mut sealed = Vec::with_capacity(bodies.len());
+    for body in bodies {
         let outbound = session.outbound(
             &id.keys,
             cert.keys(),
@@ -121,14 +138,11 @@ impl Engine {
             timestamp_ms: now,
             flags: Flags::NONE,
         };
-        let envelope = tandem_proto::seal_envelope(outbound, &params, body)?;
-        let state = session.to_bytes()?;
-        store.write_durable(|w| -> Result<()> {
-            w.put_session(to.account.as_bytes(), to.index, &state)?;
-            Ok(())
-        })?;
-        Ok(envelope)
+        sealed.push(tandem_proto::seal_envelope(outbound, &params, body)?);
     }
+    let state = session.to_bytes()?;
+    w.put_session(to.account.as_bytes(), to.index, &state)?;
+    Ok(sealed)
 }
 
 /// Opens an envelope from one of this account's devices inside a durable transaction: the

@@ -17,12 +17,14 @@ use tandem_proto::link::PairingLink;
 use tandem_proto::pairing::{OfferContact, OfferContents, Output, PhoneEvent, PhonePairing};
 use tandem_proto::sync::{AckOutcome, CHAIN_START, SenderWindow, SyncId, SyncMessage};
 use tandem_proto::{Body, OpenedBody};
-use tandem_store::{SyncPhase, SyncRole, SyncState, identity};
+use tandem_store::{DurableWriter, SyncPhase, SyncRole, SyncState, identity};
 use tokio::time::Instant;
 
 use crate::desktop::{SyncReport, hex, instant_at, rand_fill};
 use crate::history::{self, Plan, PlanBound};
-use crate::identity::{Identity, open_from_own_device, store_own_list, upsert_certificate};
+use crate::identity::{
+    Identity, open_from_own_device, seal_in, store_own_list, upsert_certificate,
+};
 use crate::mqtt::{Connection, Incoming, topics};
 use crate::views::{DeviceView, Event, UnlinkReport};
 use crate::{Engine, Error, Result, now_ms};
@@ -423,17 +425,19 @@ impl Engine {
                                 self.pump(&conn, &id, sync_id, sync)?;
                             }
                         }
-                        PhoneStep::Progress(sync_id) => {
+                        PhoneStep::Progress(sync_id, next) => {
                             let Some(sync) = syncs.get_mut(&sync_id) else {
                                 continue;
                             };
+                            for envelope in next {
+                                conn.publish(&topics::inbox(&sync.peer), envelope, false)?;
+                            }
                             on(&Event::Progress {
                                 chunks_done: sync.window.acked,
                                 chunks_total: sync.window.total,
                                 messages_done: sync.window.acked_messages,
                                 messages_total: sync.plan.messages(),
                             });
-                            self.pump(&conn, &id, sync_id, sync)?;
                             if sync.window.is_complete() {
                                 let report = SyncReport {
                                     chunks: sync.window.total,
@@ -470,6 +474,28 @@ impl Engine {
         sync_id: SyncId,
         sync: &mut Outgoing,
     ) -> Result<()> {
+        let envelopes = self
+            .store()
+            .write_durable(|w| self.pump_in(w, id, sync_id, sync))?;
+        for envelope in envelopes {
+            conn.publish(&topics::inbox(&sync.peer), envelope, false)?;
+        }
+        Ok(())
+    }
+
+    /// The chunks the window allows (or `Complete` once all are acknowledged), sealed inside
+    /// the caller's transaction (one disk flush for the whole window).
+    fn pump_in(
+        &self,
+        w: &mut DurableWriter<'_>,
+        id: &Identity,
+        sync_id: SyncId,
+        sync: &mut Outgoing,
+    ) -> Result<Vec<Vec<u8>>> {
+        if id.list.device(sync.peer.index).is_none() {
+            return Ok(Vec::new());
+        }
+        let mut bodies = Vec::new();
         if sync.window.is_complete() {
             let complete = SyncMessage::Complete {
                 sync_id,
@@ -477,31 +503,22 @@ impl Engine {
                 messages: sync.window.acked_messages,
                 digest: sync.window.chain,
             };
-            return self.send_to(conn, id, sync.peer, &complete);
+            bodies.push(Body::HistoryChunk {
+                bytes: complete.encode()?,
+            });
+        } else {
+            for index in sync.window.take_sendable() {
+                let chunk = sync.plan.chunk(self.store(), sync_id, index)?;
+                sync.built.insert(index, chunk.digest);
+                bodies.push(Body::HistoryChunk {
+                    bytes: SyncMessage::Chunk(Box::new(chunk)).encode()?,
+                });
+            }
         }
-        for index in sync.window.take_sendable() {
-            let chunk = sync.plan.chunk(self.store(), sync_id, index)?;
-            sync.built.insert(index, chunk.digest);
-            self.send_to(conn, id, sync.peer, &SyncMessage::Chunk(Box::new(chunk)))?;
+        if bodies.is_empty() {
+            return Ok(Vec::new());
         }
-        Ok(())
-    }
-
-    fn send_to(
-        &self,
-        conn: &Connection,
-        id: &Identity,
-        to: DeviceId,
-        message: &SyncMessage,
-    ) -> Result<()> {
-        if id.list.device(to.index).is_none() {
-            return Ok(());
-        }
-        let body = Body::HistoryChunk {
-            bytes: message.encode()?,
-        };
-        let envelope = self.seal_to(id, to, &body)?;
-        conn.publish(&topics::inbox(&to), envelope, false)
+        seal_in(w, id, &id.list, sync.peer, &bodies)
     }
 
     fn on_phone_inbox(
@@ -567,7 +584,8 @@ impl Engine {
                             }
                             state.updated_at = now_ms();
                             w.put_sync_state(&state)?;
-                            Ok(PhoneStep::Progress(sync_id))
+                            let next = self.pump_in(w, id, sync_id, sync)?;
+                            Ok(PhoneStep::Progress(sync_id, next))
                         }
                     }
                 }
@@ -696,6 +714,7 @@ impl Engine {
 enum PhoneStep {
     Nothing,
     Pump(SyncId),
-    Progress(SyncId),
+    /// An acknowledgement was recorded; the next chunks (or `Complete`), sealed with it.
+    Progress(SyncId, Vec<Vec<u8>>),
     Reply(DeviceId, SyncMessage),
 }
