@@ -2,6 +2,7 @@
 #![allow(clippy::print_stdout)]
 
 mod envelope;
+mod report;
 mod store;
 mod sync;
 

@@ -15,6 +15,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+
+use crate::report::{line, load_average};
 use rusqlite::{Connection, params};
 use tandem_engine::synth;
 use tandem_store::{ChatId, Cursor, MessageId, NewMessage, Store, StoreKey};
@@ -67,40 +69,14 @@ pub fn run(out: &mut dyn Write, quick: bool) -> anyhow::Result<()> {
         }
     };
     let dir = tempfile::tempdir().context("creating a temporary directory")?;
-    load_average(out, "start")?;
+    load_average(out, "store", "start")?;
     inserts(out, dir.path(), &sizes)?;
     let large = build(dir.path(), "large", sizes.large, sizes.chats, out)?;
     search(out, &large, &sizes)?;
     let small = paging(out, dir.path(), &large, &sizes)?;
     engine_api(out, &[(sizes.large, &large), (sizes.small, &small)], &sizes)?;
-    load_average(out, "end")?;
+    load_average(out, "store", "end")?;
     Ok(())
-}
-
-/// The machine's 1-minute load average (Linux), so a reader can tell a busy run from an idle
-/// one: every figure here is wall-clock time.
-fn load_average(out: &mut dyn Write, when: &str) -> anyhow::Result<()> {
-    let Ok(text) = std::fs::read_to_string("/proc/loadavg") else {
-        return Ok(());
-    };
-    let load = text.split_whitespace().next().unwrap_or("?");
-    let cpus = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
-    line(
-        out,
-        &format!("store.env.load_average_{when}"),
-        load,
-        &format!("(on {cpus} cpus)"),
-    )
-}
-
-fn line(
-    out: &mut dyn Write,
-    name: &str,
-    value: impl std::fmt::Display,
-    unit: &str,
-) -> anyhow::Result<()> {
-    writeln!(out, "{name}: {value} {unit}").context("writing a figure")?;
-    out.flush().context("writing a figure")
 }
 
 /// How many times longer `a` took than `b`, for a figure line.

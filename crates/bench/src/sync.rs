@@ -29,10 +29,12 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use tandem_engine::{Engine, Event, KeychainUse, LinkOptions, PlanBound, QrSchedule};
-use tandem_proto::sync::{
-    CHUNK_MESSAGES, CHUNK_RAW_BUDGET, Chunk, SyncMessage, SyncedChat, SyncedMessage,
+
+use crate::report::{line, load_average};
+use tandem_engine::{
+    Engine, Event, KeychainUse, LinkOptions, PlanBound, QrSchedule, synced_message,
 };
+use tandem_proto::sync::{CHUNK_MESSAGES, CHUNK_RAW_BUDGET, Chunk, SyncMessage, SyncedChat};
 use tandem_store::{ChatId, Cursor, Message, MessageId, NewChat, NewMessage, Store};
 use tokio::sync::watch;
 
@@ -105,7 +107,7 @@ pub fn run(out: &mut dyn Write, quick: bool) -> anyhow::Result<()> {
     };
     let goal = |g| (sync == GOAL_MESSAGES).then_some(g);
     let dir = tempfile::tempdir().context("creating a temporary directory")?;
-    load_average(out, "start")?;
+    load_average(out, "sync", "start")?;
     let mut totals = Vec::new();
     for scenario in [
         Scenario {
@@ -136,7 +138,7 @@ pub fn run(out: &mut dyn Write, quick: bool) -> anyhow::Result<()> {
             "x (sync time)",
         )?;
     }
-    load_average(out, "end")?;
+    load_average(out, "sync", "end")?;
     line(out, "sync.run_time", secs(started.elapsed()), "s")
 }
 
@@ -888,25 +890,6 @@ fn build_chunks(store: &Store, plan: &[Vec<Range>]) -> anyhow::Result<Vec<Vec<u8
     Ok(encoded)
 }
 
-fn synced_message(m: &Message) -> SyncedMessage {
-    SyncedMessage {
-        id: *m.id.as_bytes(),
-        chat: *m.chat.as_bytes(),
-        sender_account: m.sender.account.clone(),
-        sender_device: m.sender.device,
-        sender_name: m.sender.name.clone(),
-        from_me: m.from_me,
-        ts: m.ts,
-        kind: m.kind.as_str().to_owned(),
-        text: m.text.clone(),
-        media_name: m.media_name.clone(),
-        reply_to: m.reply_to.map(|r| *r.as_bytes()),
-        edited_at: m.edited_at,
-        deleted: m.deleted,
-        status: u8::try_from(m.status.code()).unwrap_or(1),
-    }
-}
-
 /// Copies a device home (its database and key file) into a new folder readable by its owner.
 fn copy_home(from: &Path, to: &Path) -> anyhow::Result<()> {
     let mut builder = std::fs::DirBuilder::new();
@@ -971,31 +954,6 @@ fn process_cpu_time() -> Option<Duration> {
     let user: u64 = fields.next()?.parse().ok()?;
     let system: u64 = fields.next()?.parse().ok()?;
     Some(Duration::from_secs_f64((user + system) as f64 / USER_HZ))
-}
-
-/// The machine's 1-minute load average (Linux): every figure here is wall-clock time.
-fn load_average(out: &mut dyn Write, when: &str) -> anyhow::Result<()> {
-    let Ok(text) = std::fs::read_to_string("/proc/loadavg") else {
-        return Ok(());
-    };
-    let load = text.split_whitespace().next().unwrap_or("?");
-    let cpus = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
-    line(
-        out,
-        &format!("sync.env.load_average_{when}"),
-        load,
-        &format!("(on {cpus} cpus)"),
-    )
-}
-
-fn line(
-    out: &mut dyn Write,
-    name: &str,
-    value: impl std::fmt::Display,
-    unit: &str,
-) -> anyhow::Result<()> {
-    writeln!(out, "{name}: {value} {unit}").context("writing a figure")?;
-    out.flush().context("writing a figure")
 }
 
 fn goal_line(out: &mut dyn Write, name: &str, met: bool, detail: &str) -> anyhow::Result<()> {

@@ -7,6 +7,7 @@ use tandem_engine::synth;
 use tandem_store::StoreKey;
 
 use super::*;
+use tandem_proto::sync::SyncedMessage;
 
 fn figure<'a>(printed: &'a str, name: &str) -> Option<&'a str> {
     printed

@@ -425,12 +425,7 @@ impl Engine {
         if finished.is_none() {
             on(&progress(&state));
         }
-        let broker = id.broker.clone().ok_or(Error::Corrupt {
-            what: "broker address",
-            reason: "missing".into(),
-        })?;
-        let mut conn = Connection::new(&broker, &id.device.to_string(), true)?;
-        conn.subscribe(&topics::inbox(&id.device))?;
+        let mut conn = device_connection(&id)?;
         conn.subscribe(&topics::devices(&id.account))?;
         let give_up = timeout.map(|t| Instant::now() + t);
         let mut quiet_since = Instant::now();
@@ -675,12 +670,7 @@ impl Engine {
             ));
         }
         let summary = self.store().chat_by_id_or_name(chat)?;
-        let broker = id.broker.clone().ok_or(Error::Corrupt {
-            what: "broker address",
-            reason: "missing".into(),
-        })?;
-        let mut conn = Connection::new(&broker, &id.device.to_string(), true)?;
-        conn.subscribe(&topics::inbox(&id.device))?;
+        let mut conn = device_connection(&id)?;
         let mut rng = rng()?;
         let mut report = FetchReport {
             chat: summary.name.clone(),
@@ -896,6 +886,17 @@ fn forget_identity(w: &mut tandem_store::DurableWriter<'_>) -> Result<()> {
         w.delete_identity(name)?;
     }
     Ok(())
+}
+
+/// This device's own connection (client id = device id, persistent session) with its inbox.
+fn device_connection(id: &Identity) -> Result<Connection> {
+    let broker = id.broker.as_deref().ok_or(Error::Corrupt {
+        what: "broker address",
+        reason: "missing".into(),
+    })?;
+    let mut conn = Connection::new(broker, &id.device.to_string(), true)?;
+    conn.subscribe(&topics::inbox(&id.device))?;
+    Ok(conn)
 }
 
 /// Runs a desktop machine's outputs; returns the linked device once it is linked.

@@ -270,7 +270,7 @@ pub(crate) fn synced_chat(summary: &ChatSummary, members: Vec<Member>) -> Synced
 }
 
 /// A message as sync carries it.
-pub(crate) fn synced_message(m: &Message) -> SyncedMessage {
+pub fn synced_message(m: &Message) -> SyncedMessage {
     SyncedMessage {
         id: *m.id.as_bytes(),
         chat: *m.chat.as_bytes(),

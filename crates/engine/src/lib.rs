@@ -27,7 +27,7 @@ use tandem_store::{KeySource, Store};
 pub use account::AccountCreated;
 pub use desktop::{FetchReport, LinkOptions, SyncReport};
 pub use error::{Error, Result};
-pub use history::{PlanBound, RECENT_PER_CHAT};
+pub use history::{PlanBound, RECENT_PER_CHAT, synced_message};
 pub use home::{Role, default_home};
 pub use import::ImportOptions;
 pub use phone::ServeUntil;

@@ -244,21 +244,23 @@ fn keychain_create(user: &str) -> Result<StoreKey, String> {
     }
 }
 
+/// Removes `file`; one that is not there is not an error.
+pub(crate) fn remove_if_present(file: &Path) -> Result<(), OpenError> {
+    match std::fs::remove_file(file) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(OpenError::Io {
+            action: "removing",
+            path: file.to_path_buf(),
+            source,
+        }),
+    }
+}
+
 /// Removes the store key of `home`: the key file, and the keychain entry unless `keychain` is
 /// [`KeychainUse::Off`]. A key that is not there is not an error.
 pub(crate) fn erase(home: &Path, keychain: KeychainUse) -> Result<(), OpenError> {
-    let file = home.join(KEY_FILE);
-    match std::fs::remove_file(&file) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(source) => {
-            return Err(OpenError::Io {
-                action: "removing",
-                path: file,
-                source,
-            });
-        }
-    }
+    remove_if_present(&home.join(KEY_FILE))?;
     if keychain_unavailable(keychain).is_none() {
         let user = keychain_user(home);
         let outcome = with_timeout("erasing the keychain entry", move || {

@@ -546,18 +546,7 @@ impl Store {
         for suffix in ["", "-wal", "-shm", "-journal"] {
             let mut name = path.clone().into_os_string();
             name.push(suffix);
-            let file = PathBuf::from(name);
-            match std::fs::remove_file(&file) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(source) => {
-                    return Err(OpenError::Io {
-                        action: "removing",
-                        path: file,
-                        source,
-                    });
-                }
-            }
+            key::remove_if_present(&PathBuf::from(name))?;
         }
         key::erase(home, keychain)
     }
