@@ -690,6 +690,22 @@ fn assert_same_messages(phone: &Phone, desktop: &Home) {
     }
 }
 
+/// The desktop shows its first code, also kept in a text file: the running `link`, the file
+/// and the code's link text.
+fn show_code(
+    desktop: &Home,
+    broker: &str,
+    extra: &[&str],
+) -> (Background, std::path::PathBuf, String) {
+    let file = desktop.scratch().join("code.txt");
+    let mut args = vec!["--qr-text", path_arg(&file)];
+    args.extend_from_slice(extra);
+    let mut running = link(desktop, broker, &args);
+    let code = first_code(&mut running);
+    let link_text = text(&code, "link").to_owned();
+    (running, file, link_text)
+}
+
 /// Links `desktop` to `phone` over `broker` by pasted text, and checks both sides.
 fn link_by_text(phone: &Phone, desktop: &Home, broker: &str) -> u64 {
     let file = desktop.scratch().join("code.txt");
@@ -841,10 +857,7 @@ fn a_desktop_killed_mid_sync_ends_with_exactly_the_phones_messages_after_tandem_
     let phone = Phone::new(20_000);
     let desktop = must(Home::new());
 
-    let file = desktop.scratch().join("code.txt");
-    let mut link = link(&desktop, &url, &["--qr-text", path_arg(&file)]);
-    let code = first_code(&mut link);
-    let link_text = text(&code, "link").to_owned();
+    let (mut link, _, link_text) = show_code(&desktop, &url, &[]);
     let scan = phone.scan(&["--link", &link_text, "--yes"]);
 
     // Kill 1: right after the first chunk.
@@ -995,14 +1008,8 @@ fn a_wrong_link_secret_is_refused_and_links_nothing() {
     let phone_before = phone.status();
     let desktop = must(Home::new());
 
-    let file = desktop.scratch().join("code.txt");
-    let mut link = link(
-        &desktop,
-        &url,
-        &["--qr-text", path_arg(&file), "--timeout", "30"],
-    );
-    let code = first_code(&mut link);
-    let real = text(&code, "link");
+    let (mut link, _, real_text) = show_code(&desktop, &url, &["--timeout", "30"]);
+    let real = real_text.as_str();
     let secret = params(real)
         .into_iter()
         .find(|(k, _)| k == "secret")
@@ -1181,14 +1188,7 @@ fn the_phone_asks_before_linking_and_no_answer_or_no_changes_nothing() {
     let phone_before = phone.status();
     let desktop = must(Home::new());
 
-    let file = desktop.scratch().join("code.txt");
-    let mut link = link(
-        &desktop,
-        &url,
-        &["--qr-text", path_arg(&file), "--timeout", "60"],
-    );
-    let code = first_code(&mut link);
-    let link_text = text(&code, "link").to_owned();
+    let (mut link, _, link_text) = show_code(&desktop, &url, &["--timeout", "60"]);
     let shown = json!({
         "event": "device",
         "name": DESKTOP_NAME,
@@ -1271,14 +1271,7 @@ fn a_link_with_a_bad_field_is_refused_naming_the_field_and_nothing_is_written() 
     let phone_before = phone.status();
     let desktop = must(Home::new());
 
-    let file = desktop.scratch().join("code.txt");
-    let mut link = link(
-        &desktop,
-        &url,
-        &["--qr-text", path_arg(&file), "--timeout", "60"],
-    );
-    let code = first_code(&mut link);
-    let good = text(&code, "link").to_owned();
+    let (link, _, good) = show_code(&desktop, &url, &["--timeout", "60"]);
 
     // 16 zero bytes in base64url: valid base64, but not a 32-byte key.
     let short_key = "AAAAAAAAAAAAAAAAAAAAAA";
