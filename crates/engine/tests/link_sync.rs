@@ -12,6 +12,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
+use tandem_crypto::rng::SeedableRng as _;
 use tandem_engine::{
     Engine, Error, Event, KeychainUse, LinkOptions, PlanBound, QrSchedule, SyncReport,
 };
@@ -376,4 +377,88 @@ fn a_laptop_stopped_right_after_its_answer_finishes_the_link_at_its_next_sync() 
     assert!(status.linked);
     assert_eq!(status.messages, 1_500);
     assert_eq!(laptop.chats().unwrap(), world.phone().chats().unwrap());
+}
+
+/// Publishes `payload` retained on `topic`, as anyone with access to the broker could.
+fn publish_retained(url: &str, topic: &str, payload: Vec<u8>) {
+    let url = tandem_net::BrokerUrl::parse(url).unwrap();
+    let options = tandem_net::mqtt_options(
+        &url,
+        "mallory",
+        &tandem_net::ClientSettings {
+            clean_session: true,
+            ..tandem_net::ClientSettings::default()
+        },
+    )
+    .unwrap();
+    runtime().block_on(async {
+        let (client, mut events) = rumqttc::AsyncClient::new(options, 10);
+        client
+            .publish(topic, rumqttc::QoS::AtLeastOnce, true, payload)
+            .await
+            .unwrap();
+        loop {
+            let event = tokio::time::timeout(Duration::from_secs(5), events.poll())
+                .await
+                .unwrap()
+                .unwrap();
+            if matches!(event, rumqttc::Event::Incoming(rumqttc::Packet::PubAck(_))) {
+                break;
+            }
+        }
+    });
+}
+
+#[test]
+fn forged_and_older_device_lists_on_the_accounts_topic_change_nothing() {
+    let world = World::new(2, 300);
+    // The account's first list (the phone alone), kept from before the link.
+    let account = world.phone().status().unwrap().account.unwrap();
+    let account_id: tandem_crypto::AccountId = account.parse().unwrap();
+    let (phone_store, _) =
+        tandem_store::Store::open_in_home_with(&world.phone_home, KeychainUse::Off).unwrap();
+    let first_list = phone_store
+        .device_list(account_id.as_bytes())
+        .unwrap()
+        .unwrap()
+        .signed;
+    drop(phone_store);
+    let (desktop, _) = world.link(|l| l, QrSchedule::default());
+    assert_eq!(desktop.unwrap().messages, 300);
+    let laptop = world.desktop();
+    let device = laptop.status().unwrap().device.unwrap();
+
+    // Mallory replaces the retained list: first with garbage, then with a list of her own
+    // account, then with the account's older list, which does not hold the laptop.
+    let topic = format!("tandem/v1/acct/{account}/devices");
+    let mut rng = tandem_crypto::rng::ChaCha20Rng::seed_from_u64(9);
+    let mallory = tandem_crypto::AccountKey::generate(&mut rng);
+    let mallory_device = tandem_crypto::DeviceKeys::generate(&mut rng);
+    let certificate = tandem_crypto::DeviceCertificate::issue(
+        &mallory,
+        &mallory_device,
+        tandem_crypto::DeviceDescription {
+            index: 0,
+            keys: mallory_device.public_keys(),
+            name: "Mallory".into(),
+            platform: "linux".into(),
+            linked_at_ms: 1,
+        },
+    )
+    .unwrap();
+    let forged = tandem_crypto::DeviceList::new(mallory.public_key(), 99, 1, vec![certificate])
+        .unwrap()
+        .sign(&mallory)
+        .unwrap()
+        .to_bytes()
+        .unwrap();
+    for payload in [b"not a list".to_vec(), forged, first_list] {
+        publish_retained(&world.url(), &topic, payload);
+        let outcome = runtime().block_on(laptop.sync(Some(Duration::from_secs(20)), &mut |_| {}));
+        assert_eq!(outcome.unwrap().messages, 300);
+        let status = laptop.status().unwrap();
+        assert!(status.linked, "the laptop must stay linked");
+        assert_eq!(status.device.unwrap(), device);
+        assert_eq!(status.messages, 300);
+    }
 }
