@@ -442,7 +442,7 @@ impl Engine {
                 Incoming::Connected => {
                     connected = true;
                     if finished.is_none() {
-                        self.send_resume(&conn, &id, sync_id)?;
+                        self.send_resume(&mut conn, &id, sync_id)?;
                     }
                     quiet_since = Instant::now();
                 }
@@ -470,7 +470,7 @@ impl Engine {
                     on(&Event::Waiting {
                         reason: "no history from the phone for a while; asking it to resume".into(),
                     });
-                    self.send_resume(&conn, &id, sync_id)?;
+                    self.send_resume(&mut conn, &id, sync_id)?;
                     quiet_since = Instant::now();
                 }
                 Incoming::Publish(p) => {
@@ -516,7 +516,7 @@ impl Engine {
         }
     }
 
-    fn send_sync(&self, conn: &Connection, id: &Identity, message: &SyncMessage) -> Result<()> {
+    fn send_sync(&self, conn: &mut Connection, id: &Identity, message: &SyncMessage) -> Result<()> {
         let primary = tandem_crypto::DeviceId::primary(id.account);
         let body = Body::HistoryChunk {
             bytes: message.encode()?,
@@ -525,7 +525,7 @@ impl Engine {
         conn.publish(&topics::inbox(&primary), envelope, false)
     }
 
-    fn send_resume(&self, conn: &Connection, id: &Identity, sync_id: [u8; 16]) -> Result<()> {
+    fn send_resume(&self, conn: &mut Connection, id: &Identity, sync_id: [u8; 16]) -> Result<()> {
         let next = self.receiving()?.map_or(0, |s| s.chunks_done);
         self.send_sync(conn, id, &SyncMessage::Resume { sync_id, next })
     }
@@ -701,7 +701,7 @@ impl Engine {
                 rand_fill(&mut rng, &mut request);
                 let request_id = u64::from_le_bytes(request);
                 self.send_sync(
-                    &conn,
+                    &mut conn,
                     &id,
                     &SyncMessage::PageRequest {
                         request_id,

@@ -17,6 +17,8 @@ use crate::{Error, Result};
 
 /// Requests the client may queue before the loop takes them.
 const REQUEST_CAPACITY: usize = 1024;
+/// How long a disconnect waits for the broker to acknowledge what was published.
+const FLUSH_WAIT: Duration = Duration::from_secs(3);
 /// How long a first connection may fail before the broker is declared unreachable.
 const FIRST_CONNECT_GRACE: Duration = Duration::from_secs(5);
 
@@ -58,6 +60,8 @@ pub(crate) struct Connection {
     subscriptions: Vec<String>,
     subscribes_sent: u64,
     subacks: u64,
+    published: u64,
+    pubacks: u64,
     connected: bool,
     ever_connected: bool,
     failing_since: Option<Instant>,
@@ -93,6 +97,8 @@ impl Connection {
             subscriptions: Vec::new(),
             subscribes_sent: 0,
             subacks: 0,
+            published: 0,
+            pubacks: 0,
             connected: false,
             ever_connected: false,
             failing_since: None,
@@ -145,10 +151,12 @@ impl Connection {
     }
 
     /// Publishes at QoS 1.
-    pub(crate) fn publish(&self, topic: &str, payload: Vec<u8>, retain: bool) -> Result<()> {
+    pub(crate) fn publish(&mut self, topic: &str, payload: Vec<u8>, retain: bool) -> Result<()> {
         self.client
             .try_publish(topic, QoS::AtLeastOnce, retain, payload)
-            .map_err(|e| self.queue_failed(&e))
+            .map_err(|e| self.queue_failed(&e))?;
+        self.published += 1;
+        Ok(())
     }
 
     /// Acknowledges a received publish (after its effects are stored).
@@ -158,8 +166,17 @@ impl Connection {
             .map_err(|e| self.queue_failed(&e))
     }
 
-    /// Ends the connection cleanly (queued requests go out first).
+    /// Ends the connection cleanly: waits (a little) until the broker has acknowledged every
+    /// publish, so that a last message is not lost with the connection, then disconnects.
+    /// Messages arriving meanwhile are left unacknowledged for the next session.
     pub(crate) async fn disconnect(mut self) {
+        let flushed_by = Instant::now() + FLUSH_WAIT;
+        while self.connected && self.pubacks < self.published {
+            match self.next(Some(flushed_by)).await {
+                Ok(Incoming::Timeout) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
         if self.client.try_disconnect().is_ok() {
             let deadline = Instant::now() + Duration::from_secs(2);
             while let Ok(Ok(event)) = tokio::time::timeout_at(deadline, self.events.poll()).await {
@@ -201,14 +218,19 @@ impl Connection {
                             .map_err(|e| self.queue_failed(&e))?;
                     }
                     if reconnected {
-                        // Acks of the lost connection will not come.
+                        // Acks of the lost connection will not come; its unacknowledged
+                        // publishes are sent again by rumqttc.
                         self.subacks = 0;
                         self.subscribes_sent = renew.len() as u64;
+                        self.pubacks = self.pubacks.min(self.published);
                     }
                     return Ok(Incoming::Connected);
                 }
                 Ok(Event::Incoming(Packet::Publish(p))) => return Ok(Incoming::Publish(p)),
-                Ok(Event::Incoming(Packet::PubAck(_))) => return Ok(Incoming::PubAck),
+                Ok(Event::Incoming(Packet::PubAck(_))) => {
+                    self.pubacks += 1;
+                    return Ok(Incoming::PubAck);
+                }
                 Ok(Event::Incoming(Packet::SubAck(_))) => {
                     self.subacks += 1;
                     return Ok(Incoming::SubAck);

@@ -190,7 +190,12 @@ impl Engine {
                             &broker,
                         )?;
                         conn.publish(&topics::devices(&id.account), device_list.to_bytes()?, true)?;
-                        self.notify_own_devices(&conn, &id, &device_list, certificate.device_id())?;
+                        self.notify_own_devices(
+                            &mut conn,
+                            &id,
+                            &device_list,
+                            certificate.device_id(),
+                        )?;
                         on(&Event::DeviceLinked {
                             device: certificate.device_id().to_string(),
                             name: certificate.name().to_owned(),
@@ -308,7 +313,7 @@ impl Engine {
     /// Tells every other device of the account about a new list (not `except`, nor this one).
     fn notify_own_devices(
         &self,
-        conn: &Connection,
+        conn: &mut Connection,
         id: &Identity,
         list: &SignedDeviceList,
         except: DeviceId,
@@ -397,7 +402,7 @@ impl Engine {
         }
         // Send what is pending at once: the device may be waiting already.
         for (sync_id, sync) in &mut syncs {
-            self.pump(&conn, &id, *sync_id, sync)?;
+            self.pump(&mut conn, &id, *sync_id, sync)?;
         }
         loop {
             match conn.next(None).await? {
@@ -422,7 +427,7 @@ impl Engine {
                         PhoneStep::Nothing => {}
                         PhoneStep::Pump(sync_id) => {
                             if let Some(sync) = syncs.get_mut(&sync_id) {
-                                self.pump(&conn, &id, sync_id, sync)?;
+                                self.pump(&mut conn, &id, sync_id, sync)?;
                             }
                         }
                         PhoneStep::Progress(sync_id, next) => {
@@ -469,7 +474,7 @@ impl Engine {
     /// Sends the chunks the window allows (or `Complete` once all are acknowledged).
     fn pump(
         &self,
-        conn: &Connection,
+        conn: &mut Connection,
         id: &Identity,
         sync_id: SyncId,
         sync: &mut Outgoing,
