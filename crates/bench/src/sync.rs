@@ -35,7 +35,7 @@ use tandem_engine::{
     Engine, Event, KeychainUse, LinkOptions, PlanBound, QrSchedule, synced_message,
 };
 use tandem_proto::sync::{CHUNK_MESSAGES, CHUNK_RAW_BUDGET, Chunk, SyncMessage, SyncedChat};
-use tandem_store::{ChatId, Cursor, Message, MessageId, NewChat, NewMessage, Store};
+use tandem_store::{ChatId, Cursor, MessageId, NewChat, NewMessage, Store};
 use tokio::sync::watch;
 
 /// Seed of the phone's generated history.
@@ -749,30 +749,13 @@ fn read_history(store: &Store) -> anyhow::Result<(Vec<NewChat>, Vec<NewMessage>)
             };
             cursor = oldest.before();
             let full = page.len() == READ_PAGE;
-            rows.extend(page.into_iter().map(new_message));
+            rows.extend(page.into_iter().map(NewMessage::from));
             if !full {
                 break;
             }
         }
     }
     Ok((chats, rows))
-}
-
-fn new_message(m: Message) -> NewMessage {
-    NewMessage {
-        id: m.id,
-        chat: m.chat,
-        sender: m.sender,
-        from_me: m.from_me,
-        ts: m.ts,
-        kind: m.kind,
-        text: m.text,
-        media_name: m.media_name,
-        reply_to: m.reply_to,
-        edited_at: m.edited_at,
-        deleted: m.deleted,
-        status: m.status,
-    }
 }
 
 /// How each transaction of a direct insert commits.

@@ -62,15 +62,15 @@ impl World {
         Engine::open_with(&self.desktop_home, KeychainUse::Off).unwrap()
     }
 
-    /// The laptop shows its code; the phone scans the first one, possibly edited by `tamper`.
-    /// Returns both sides' outcomes.
-    fn link(
+    /// The laptop starts linking on its own thread; `watch` sees every event it reports.
+    /// Returns the thread and the first code's link text.
+    fn spawn_desktop(
         &self,
-        tamper: impl FnOnce(String) -> String + Send + 'static,
         schedule: QrSchedule,
+        mut watch: impl FnMut(&Event) + Send + 'static,
     ) -> (
-        tandem_engine::Result<SyncReport>,
-        tandem_engine::Result<SyncReport>,
+        thread::JoinHandle<tandem_engine::Result<SyncReport>>,
+        String,
     ) {
         let (codes, first_code) = mpsc::channel::<String>();
         let options = LinkOptions {
@@ -87,9 +87,24 @@ impl World {
                 if let Event::Code { link, .. } = event {
                     let _ = codes.send(link.clone());
                 }
+                watch(event);
             }))
         });
         let link = first_code.recv_timeout(Duration::from_secs(10)).unwrap();
+        (desktop, link)
+    }
+
+    /// The laptop shows its code; the phone scans the first one, possibly edited by `tamper`.
+    /// Returns both sides' outcomes.
+    fn link(
+        &self,
+        tamper: impl FnOnce(String) -> String + Send + 'static,
+        schedule: QrSchedule,
+    ) -> (
+        tandem_engine::Result<SyncReport>,
+        tandem_engine::Result<SyncReport>,
+    ) {
+        let (desktop, link) = self.spawn_desktop(schedule, |_| {});
         let phone = self.phone();
         let scanned = runtime().block_on(async {
             let link = Engine::parse_link(&tamper(link))?;
@@ -191,25 +206,8 @@ fn an_unlinked_laptop_learns_it_on_its_next_connection_and_erases_itself() {
 fn older_messages_come_a_page_at_a_time_while_the_phone_serves() {
     let world = World::new(1, 400);
     // A bounded plan: only the newest messages of each chat now.
-    let (codes, first_code) = mpsc::channel::<String>();
-    let options = LinkOptions {
-        broker: world.url(),
-        name: "Alice's laptop".into(),
-        platform: "linux".into(),
-        schedule: QrSchedule::default(),
-        sync_timeout: Some(Duration::from_secs(60)),
-    };
-    let desktop_home = world.desktop_home.clone();
-    let desktop = thread::spawn(move || {
-        let engine = Engine::open_with(&desktop_home, KeychainUse::Off).unwrap();
-        runtime().block_on(engine.link(&options, &mut |event| {
-            if let Event::Code { link, .. } = event {
-                let _ = codes.send(link.clone());
-            }
-        }))
-    });
-    let link =
-        Engine::parse_link(&first_code.recv_timeout(Duration::from_secs(10)).unwrap()).unwrap();
+    let (desktop, link) = world.spawn_desktop(QrSchedule::default(), |_| {});
+    let link = Engine::parse_link(&link).unwrap();
     let bound = PlanBound {
         since_ms: Some(i64::MAX),
     };
@@ -265,30 +263,13 @@ fn older_messages_come_a_page_at_a_time_while_the_phone_serves() {
 fn a_broker_restart_mid_sync_loses_nothing_and_duplicates_nothing() {
     let mut world = World::new(8, 12_000);
     let addr = world.broker.local_addr();
-    let (codes, first_code) = mpsc::channel::<String>();
     let (progressed, third_chunk) = mpsc::channel::<()>();
-    let options = LinkOptions {
-        broker: world.url(),
-        name: "Alice's laptop".into(),
-        platform: "linux".into(),
-        schedule: QrSchedule::default(),
-        sync_timeout: Some(Duration::from_secs(60)),
-    };
-    let desktop_home = world.desktop_home.clone();
-    let desktop = thread::spawn(move || {
-        let engine = Engine::open_with(&desktop_home, KeychainUse::Off).unwrap();
-        runtime().block_on(engine.link(&options, &mut |event| match event {
-            Event::Code { link, .. } => {
-                let _ = codes.send(link.clone());
-            }
-            Event::Progress { chunks_done: 3, .. } => {
-                let _ = progressed.send(());
-            }
-            _ => {}
-        }))
+    let (desktop, link) = world.spawn_desktop(QrSchedule::default(), move |event| {
+        if let Event::Progress { chunks_done: 3, .. } = event {
+            let _ = progressed.send(());
+        }
     });
-    let link =
-        Engine::parse_link(&first_code.recv_timeout(Duration::from_secs(10)).unwrap()).unwrap();
+    let link = Engine::parse_link(&link).unwrap();
     let phone_home = world.phone_home.clone();
     let phone = thread::spawn(move || {
         let phone = Engine::open_with(&phone_home, KeychainUse::Off).unwrap();

@@ -396,6 +396,26 @@ impl From<NewMessage> for Message {
     }
 }
 
+impl From<Message> for NewMessage {
+    /// A stored message as one to insert elsewhere (another store, the same fields).
+    fn from(m: Message) -> Self {
+        Self {
+            id: m.id,
+            chat: m.chat,
+            sender: m.sender,
+            from_me: m.from_me,
+            ts: m.ts,
+            kind: m.kind,
+            text: m.text,
+            media_name: m.media_name,
+            reply_to: m.reply_to,
+            edited_at: m.edited_at,
+            deleted: m.deleted,
+            status: m.status,
+        }
+    }
+}
+
 /// Where a page of a chat starts. Pages are keyset-paged on (ts, id): constant time anywhere.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cursor {
