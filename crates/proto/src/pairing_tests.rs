@@ -210,6 +210,31 @@ impl Rig {
     }
 
     /// Hands every publication of the phone to the desktop.
+    /// Delivers `offer` to the desktop at `at`, which refuses it for `reason`; the phone, told
+    /// at `told_at`, fails with the same reason.
+    fn expect_refusal(
+        &mut self,
+        phone: &mut PhonePairing,
+        offer: &[PhoneOutput],
+        reason: RejectReason,
+        at: i64,
+        told_at: i64,
+    ) {
+        let refused = self.deliver_to_desktop(offer, at);
+        assert_eq!(
+            events(&refused),
+            vec![DesktopEvent::OfferRefused(reason.clone())]
+        );
+        let told = self.deliver_to_phone(phone, &refused, told_at);
+        assert_eq!(
+            events(&told),
+            vec![PhoneEvent::Failed(PairingError::Refused {
+                by: "desktop",
+                reason
+            })]
+        );
+    }
+
     fn deliver_to_desktop(&mut self, phone_out: &[PhoneOutput], now: i64) -> Vec<DesktopOutput> {
         let mut out = Vec::new();
         for (topic, payload) in published(phone_out) {
@@ -627,18 +652,12 @@ fn an_offer_arriving_just_after_the_last_code_expired_is_refused_as_expired() {
     assert!(ended.contains(&Output::Event(DesktopEvent::Failed(
         PairingError::CodeExpired
     ))));
-    let refused = rig.deliver_to_desktop(&offer, T0 + 160_500);
-    assert_eq!(
-        events(&refused),
-        vec![DesktopEvent::OfferRefused(RejectReason::Expired)]
-    );
-    let told = rig.deliver_to_phone(&mut phone, &refused, T0 + 161_000);
-    assert_eq!(
-        events(&told),
-        vec![PhoneEvent::Failed(PairingError::Refused {
-            by: "desktop",
-            reason: RejectReason::Expired
-        })]
+    rig.expect_refusal(
+        &mut phone,
+        &offer,
+        RejectReason::Expired,
+        T0 + 160_500,
+        T0 + 161_000,
     );
 }
 
@@ -698,18 +717,12 @@ fn a_wrong_secret_is_refused_on_both_sides_and_the_right_scan_still_links() {
     let mut forged = rig.codes[0].clone();
     forged.secret = LinkSecret::random(&mut rig.rng);
     let (mut phone, offer) = rig.scan_link(forged, T0 + 10_000);
-    let refused = rig.deliver_to_desktop(&offer, T0 + 10_100);
-    assert_eq!(
-        events(&refused),
-        vec![DesktopEvent::OfferRefused(RejectReason::WrongSecret)]
-    );
-    let told = rig.deliver_to_phone(&mut phone, &refused, T0 + 10_200);
-    assert_eq!(
-        events(&told),
-        vec![PhoneEvent::Failed(PairingError::Refused {
-            by: "desktop",
-            reason: RejectReason::WrongSecret
-        })]
+    rig.expect_refusal(
+        &mut phone,
+        &offer,
+        RejectReason::WrongSecret,
+        T0 + 10_100,
+        T0 + 10_200,
     );
     // Nothing changed on the desktop: still waiting, no offer remembered.
     assert!(is_waiting(&rig.desktop));
