@@ -31,3 +31,14 @@ pub fn load_average(out: &mut dyn Write, group: &str, when: &str) -> anyhow::Res
         &format!("(on {cpus} cpus)"),
     )
 }
+
+/// A count as a figure name shows it: `100k`, `1m`, or the number itself.
+pub fn short(count: usize) -> String {
+    if count >= 1_000_000 && count.is_multiple_of(1_000_000) {
+        format!("{}m", count / 1_000_000)
+    } else if count >= 1_000 && count.is_multiple_of(1_000) {
+        format!("{}k", count / 1_000)
+    } else {
+        count.to_string()
+    }
+}

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 
-use crate::report::{line, load_average};
+use crate::report::{line, load_average, short};
 use rusqlite::{Connection, params};
 use tandem_engine::synth;
 use tandem_store::{ChatId, Cursor, MessageId, NewMessage, Store, StoreKey};
@@ -351,16 +351,6 @@ fn build(
         "MiB",
     )?;
     Ok(store)
-}
-
-fn short(count: usize) -> String {
-    if count >= 1_000_000 && count.is_multiple_of(1_000_000) {
-        format!("{}m", count / 1_000_000)
-    } else if count >= 1_000 && count.is_multiple_of(1_000) {
-        format!("{}k", count / 1_000)
-    } else {
-        count.to_string()
-    }
 }
 
 /// The 95th percentile of `runs` timings of `f` (after a short warm-up).

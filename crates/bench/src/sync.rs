@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 
-use crate::report::{line, load_average};
+use crate::report::{line, load_average, short};
 use tandem_engine::{
     Engine, Event, KeychainUse, LinkOptions, PlanBound, QrSchedule, synced_message,
 };
@@ -953,16 +953,6 @@ fn secs(d: Duration) -> String {
 
 fn ms(d: Duration) -> String {
     format!("{:.1}", d.as_secs_f64() * 1e3)
-}
-
-fn short(count: usize) -> String {
-    if count >= 1_000_000 && count.is_multiple_of(1_000_000) {
-        format!("{}m", count / 1_000_000)
-    } else if count >= 1_000 && count.is_multiple_of(1_000) {
-        format!("{}k", count / 1_000)
-    } else {
-        count.to_string()
-    }
 }
 
 #[cfg(test)]
