@@ -15,6 +15,7 @@
 
 mod error;
 mod key;
+mod messaging;
 mod queries;
 mod rowid;
 mod search;
@@ -28,6 +29,7 @@ pub use key::{
     KEY_FILE, KEYCHAIN_SERVICE, KEYCHAIN_TIMEOUT, KEYRING_ENV, KeySource, KeychainUse,
     keychain_user,
 };
+pub use messaging::{FanoutItem, NewFanout, Reaction};
 pub use queries::PREVIEW_CHARS;
 pub use secret::{SecretBytes, StoreKey};
 pub use store::{DB_FILE, Store, schema_version};
