@@ -1,6 +1,7 @@
 //! Device lists: the account-signed, versioned list of the account's current device
-//! certificates, published retained at `acct/{account}/devices`. Versions only grow; a receiver
-//! takes a candidate list only through [`accept`], which says precisely why it refused one.
+//! certificates, published retained at `dev/{account}.0/devices` (the primary's topic).
+//! Versions only grow; a receiver takes a candidate list only through [`accept`], which says
+//! precisely why it refused one.
 
 use std::collections::BTreeSet;
 

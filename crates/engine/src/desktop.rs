@@ -19,7 +19,11 @@ use tandem_proto::{Body, OpenedBody};
 use tandem_store::{Account, Contact, SyncPhase, SyncRole, SyncState, identity};
 use tokio::time::Instant;
 
-use crate::identity::{Identity, accept_own_list, open_from_own_device, seal_in, store_own_list};
+use crate::identity::{
+    Identity, accept_own_list, open_from_own_device, open_inbox, seal_in, store_own_list,
+};
+use crate::live::{Messenger, Wake, last_will};
+use crate::messaging::{self, Effect};
 use crate::mqtt::{Connection, Incoming, topics};
 use crate::views::Event;
 use crate::{Engine, Error, Result, history, now_ms};
@@ -51,6 +55,18 @@ impl Drop for PendingLink {
 const RESUME_AFTER: Duration = Duration::from_secs(3);
 /// With nothing to sync: how long after the last message the catch-up connection ends.
 const CATCH_UP_QUIET: Duration = Duration::from_millis(700);
+
+/// When a companion's session ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Until {
+    /// Once the history sync is complete (or, when it already was, after a short catch-up);
+    /// giving up after the timeout.
+    Synced(Option<Duration>),
+    /// Once everything queued to send has been acknowledged by the broker.
+    Drained,
+    /// Never (until the caller drops the future).
+    Forever,
+}
 
 /// How a desktop links.
 #[derive(Debug, Clone)]
@@ -98,6 +114,10 @@ fn progress(state: &SyncState) -> Event {
 /// What one inbox message asks the loop to do once its transaction committed.
 enum Step {
     Nothing,
+    /// The account's own list changed (and still holds this device).
+    OwnList,
+    /// A messaging body was applied.
+    Effects(Vec<Effect>),
     /// A chunk was stored (or was already): acknowledge it.
     Ack {
         index: u32,
@@ -185,7 +205,10 @@ impl Engine {
                     out
                 }
                 Incoming::Timeout => machine.poll(now_ms(), &mut rng),
-                Incoming::Connected | Incoming::PubAck | Incoming::SubAck => Vec::new(),
+                Incoming::Connected
+                | Incoming::PubAck(_)
+                | Incoming::SubAck
+                | Incoming::Down(_) => Vec::new(),
             };
         };
         self.save_link(machine.keys(), &linked, &options.name, &options.broker)?;
@@ -370,7 +393,7 @@ impl Engine {
 
     /// Connects and receives the rest of the history sync; returns once it is complete and
     /// verified (at once when nothing is pending). Asks the phone to resume on every connection
-    /// and whenever chunks stop coming.
+    /// and whenever chunks stop coming. Messages that arrive meanwhile are stored too.
     ///
     /// # Errors
     /// [`Error::NotLinked`]; [`Error::Unlinked`] when the phone removed this device (its keys
@@ -382,6 +405,19 @@ impl Engine {
         timeout: Option<Duration>,
         on: &mut dyn FnMut(&Event),
     ) -> Result<SyncReport> {
+        self.companion_session(Until::Synced(timeout), None, on)
+            .await
+    }
+
+    /// The companion's session: connects as this device and stays connected, receiving the
+    /// history sync if one is running, messages, receipts and presence, and sending the
+    /// outbox, until `until`.
+    pub(crate) async fn companion_session(
+        &self,
+        until: Until,
+        requests: Option<tokio::sync::mpsc::Receiver<crate::control::Pending>>,
+        on: &mut dyn FnMut(&Event),
+    ) -> Result<SyncReport> {
         self.finish_pending(on).await?;
         let mut id = self.identity()?;
         if id.account_key.is_some() {
@@ -389,95 +425,132 @@ impl Engine {
                 "this is the primary device: it sends history, it does not sync it".into(),
             ));
         }
-        let Some(state) = self.receiving()? else {
+        let state = self.receiving()?;
+        let none = SyncReport {
+            chunks: 0,
+            messages: 0,
+        };
+        if state.is_none() && matches!(until, Until::Synced(_)) {
             on(&Event::Synced {
                 chunks: 0,
                 messages: 0,
             });
-            return Ok(SyncReport {
-                chunks: 0,
-                messages: 0,
-            });
-        };
+            return Ok(none);
+        }
         // A finished sync still connects once to catch up: an unlink or a new device list
         // may be waiting for this device.
-        let finished = match state.phase {
-            SyncPhase::Complete => Some(SyncReport {
-                chunks: state.chunks_total,
-                messages: state.messages_done,
+        let mut finished = match state.as_ref().map(|s| s.phase.clone()) {
+            None => Some(none),
+            Some(SyncPhase::Complete) => state.as_ref().map(|s| SyncReport {
+                chunks: s.chunks_total,
+                messages: s.messages_done,
             }),
-            SyncPhase::Running => None,
-            _ => {
+            Some(SyncPhase::Running) => None,
+            Some(_) => {
                 return Err(Error::SyncFailed(
                     "the history sync was stopped; unlink and link this device again".into(),
                 ));
             }
         };
-        let sync_id: [u8; 16] =
-            state
+        let sync_id: [u8; 16] = match &state {
+            Some(s) => s
                 .sync_id
                 .as_slice()
                 .try_into()
                 .map_err(|_| Error::Corrupt {
                     what: "sync state",
                     reason: "sync id is not 16 bytes".into(),
-                })?;
-        if finished.is_none() {
-            on(&progress(&state));
+                })?,
+            None => [0; 16],
+        };
+        if let (None, Some(state)) = (&finished, &state) {
+            on(&progress(state));
         }
         let mut conn = device_connection(&id)?;
+        if until == Until::Forever {
+            conn.set_patient();
+        }
         conn.subscribe(&topics::devices(&id.account))?;
-        let give_up = timeout.map(|t| Instant::now() + t);
+        let mut messenger = Messenger::new(self, &id, requests)?;
+        messenger.watch(self, &id, &mut conn)?;
+        let give_up = match until {
+            Until::Synced(Some(t)) => Some(Instant::now() + t),
+            _ => None,
+        };
         let mut quiet_since = Instant::now();
         let mut connected = false;
         loop {
             let resume_at = quiet_since
-                + if finished.is_some() {
-                    CATCH_UP_QUIET
-                } else {
-                    RESUME_AFTER
+                + match (finished.is_some(), until) {
+                    (false, _) => RESUME_AFTER,
+                    (true, Until::Forever) => Duration::from_secs(3600),
+                    (true, _) => CATCH_UP_QUIET,
                 };
             let deadline = give_up.map_or(resume_at, |g| g.min(resume_at));
-            match conn.next(Some(deadline)).await? {
+            let incoming = match messenger.next(&mut conn, Some(deadline)).await? {
+                Wake::Mqtt(incoming) => incoming,
+                Wake::Request(pending) => {
+                    messenger.handle(self, &id, &mut conn, pending, on)?;
+                    continue;
+                }
+            };
+            match incoming {
                 Incoming::Connected => {
                     connected = true;
                     if finished.is_none() {
                         self.send_resume(&mut conn, &id, sync_id)?;
                     }
+                    messenger.on_connected(self, &id, &mut conn, on)?;
                     quiet_since = Instant::now();
                 }
-                Incoming::PubAck | Incoming::SubAck => {}
+                Incoming::SubAck => {}
+                Incoming::PubAck(tag) => messenger.on_puback(self, tag, on)?,
+                Incoming::Down(reason) => on(&Event::Offline { reason }),
                 Incoming::Timeout if connected && finished.is_some() => {
-                    let report = finished.unwrap_or(SyncReport {
-                        chunks: 0,
-                        messages: 0,
-                    });
-                    conn.disconnect().await;
-                    on(&Event::Synced {
-                        chunks: report.chunks,
-                        messages: report.messages,
-                    });
-                    return Ok(report);
+                    let report = finished.unwrap_or(none);
+                    let done = match until {
+                        Until::Synced(_) => true,
+                        Until::Drained => messenger.drained(self)?,
+                        Until::Forever => false,
+                    };
+                    if done {
+                        Messenger::goodbye(&id, &mut conn);
+                        conn.disconnect().await;
+                        if matches!(until, Until::Synced(_)) {
+                            on(&Event::Synced {
+                                chunks: report.chunks,
+                                messages: report.messages,
+                            });
+                        }
+                        return Ok(report);
+                    }
+                    quiet_since = Instant::now();
                 }
                 Incoming::Timeout => {
                     if give_up.is_some_and(|g| Instant::now() >= g) {
-                        let state = self.receiving()?.unwrap_or(state.clone());
+                        let state = self.receiving()?;
                         return Err(Error::SyncTimeout {
-                            done: state.messages_done,
-                            total: state.messages_total,
+                            done: state.as_ref().map_or(0, |s| s.messages_done),
+                            total: state.as_ref().map_or(0, |s| s.messages_total),
                         });
                     }
-                    on(&Event::Waiting {
-                        reason: "no history from the phone for a while; asking it to resume".into(),
-                    });
-                    self.send_resume(&mut conn, &id, sync_id)?;
+                    if finished.is_none() {
+                        on(&Event::Waiting {
+                            reason: "no history from the phone for a while; asking it to resume"
+                                .into(),
+                        });
+                        self.send_resume(&mut conn, &id, sync_id)?;
+                    }
                     quiet_since = Instant::now();
                 }
                 Incoming::Publish(p) => {
                     let step = if p.topic == topics::devices(&id.account) {
                         self.on_own_list(&mut id, &p.payload)?
+                    } else if p.topic == topics::inbox(&id.device) {
+                        self.on_inbox(&id, &messenger, sync_id, &p.payload)?
                     } else {
-                        self.on_inbox(&id, sync_id, &p.payload)?
+                        messenger.on_topic(self, &id, &mut conn, &p, on)?;
+                        Step::Nothing
                     };
                     conn.ack(&p)?;
                     if finished.is_some() {
@@ -485,6 +558,16 @@ impl Engine {
                     }
                     match step {
                         Step::Nothing => {}
+                        Step::OwnList => messenger.dir.set(id.list.clone()),
+                        Step::Effects(effects) => {
+                            let contact =
+                                effects.iter().any(|e| matches!(e, Effect::Contact { .. }));
+                            self.emit(effects, on);
+                            if contact {
+                                messenger.watch(self, &id, &mut conn)?;
+                            }
+                            messenger.flush(self, &id, &mut conn)?;
+                        }
                         Step::SealedAck { envelope, progress } => {
                             quiet_since = Instant::now();
                             let primary = tandem_crypto::DeviceId::primary(id.account);
@@ -495,12 +578,17 @@ impl Engine {
                         }
                         Step::Ack { .. } => {}
                         Step::Complete(report) => {
-                            conn.disconnect().await;
                             on(&Event::Synced {
                                 chunks: report.chunks,
                                 messages: report.messages,
                             });
-                            return Ok(report);
+                            if matches!(until, Until::Synced(_)) {
+                                Messenger::goodbye(&id, &mut conn);
+                                conn.disconnect().await;
+                                return Ok(report);
+                            }
+                            finished = Some(report);
+                            quiet_since = Instant::now();
                         }
                         Step::Failed(reason) => {
                             conn.disconnect().await;
@@ -546,7 +634,7 @@ impl Engine {
                     Ok(())
                 })?;
                 id.list = accepted.list;
-                Ok(if gone { Step::Unlinked } else { Step::Nothing })
+                Ok(if gone { Step::Unlinked } else { Step::OwnList })
             }
             Err(Error::Crypto(tandem_crypto::Error::DeviceListReplayed { .. })) => {
                 Ok(Step::Nothing)
@@ -559,12 +647,20 @@ impl Engine {
     }
 
     /// An envelope arrived in the inbox: opened, acted on and committed in one transaction.
-    fn on_inbox(&self, id: &Identity, sync_id: [u8; 16], payload: &[u8]) -> Result<Step> {
-        self.store().write_durable(|w| -> Result<Step> {
-            let Some(opened) = open_from_own_device(w, id, payload)? else {
+    fn on_inbox(
+        &self,
+        id: &Identity,
+        messenger: &Messenger,
+        sync_id: [u8; 16],
+        payload: &[u8],
+    ) -> Result<Step> {
+        let store = self.store();
+        store.write_durable(|w| -> Result<Step> {
+            let Some(opened) = open_inbox(w, id, Some(&messenger.dir), payload)? else {
                 return Ok(Step::Nothing);
             };
-            let from_primary = opened.header.sender.is_primary();
+            let from_primary =
+                opened.header.sender.is_primary() && opened.header.sender.account == id.account;
             let body = match opened.body {
                 OpenedBody::Known(body) => body,
                 OpenedBody::Unsupported { kind, .. } => {
@@ -572,6 +668,9 @@ impl Engine {
                     return Ok(Step::Nothing);
                 }
             };
+            if let Some(effects) = messaging::apply(w, store, id, &opened.header, &body)? {
+                return Ok(Step::Effects(effects));
+            }
             match body {
                 Body::HistoryChunk { bytes } if from_primary => {
                     let message = match SyncMessage::decode(&bytes) {
@@ -721,7 +820,10 @@ impl Engine {
                         seconds: wait.as_secs(),
                     });
                 }
-                Incoming::Connected | Incoming::PubAck | Incoming::SubAck => {}
+                Incoming::Connected
+                | Incoming::PubAck(_)
+                | Incoming::SubAck
+                | Incoming::Down(_) => {}
                 Incoming::Publish(p) => {
                     if p.topic != topics::inbox(&id.device) {
                         continue;
@@ -894,7 +996,12 @@ fn device_connection(id: &Identity) -> Result<Connection> {
         what: "broker address",
         reason: "missing".into(),
     })?;
-    let mut conn = Connection::new(broker, &id.device.to_string(), true)?;
+    let mut conn = Connection::with_will(
+        broker,
+        &id.device.to_string(),
+        true,
+        Some(last_will(&id.device)),
+    )?;
     conn.subscribe(&topics::inbox(&id.device))?;
     Ok(conn)
 }

@@ -10,6 +10,7 @@ use tandem_proto::{Body, Envelope, Flags, MessageId, Opened, SealParams};
 use tandem_store::{Device, DurableWriter, identity};
 
 use crate::account::account_key_from;
+use crate::contacts::Directory;
 use crate::replay::StoreReplayGuard;
 use crate::{Engine, Error, Result, now_ms};
 
@@ -145,6 +146,43 @@ pub(crate) fn seal_in(
     Ok(sealed)
 }
 
+/// Seals one `body` for `to` (keys from `list`) as message `message_id` sent at `ts`, inside
+/// the caller's durable transaction (the advanced session commits with it).
+pub(crate) fn seal_message(
+    w: &mut DurableWriter<'_>,
+    id: &Identity,
+    list: &DeviceList,
+    to: DeviceId,
+    body: &Body,
+    message_id: MessageId,
+    ts: i64,
+) -> Result<Vec<u8>> {
+    let cert = list.device(to.index).ok_or_else(|| {
+        Error::BadInput(format!("device {to} is not in its account's device list"))
+    })?;
+    let mut rng = OsRng::new().map_err(|e| Error::Random(e.to_string()))?;
+    let mut session = match w.session(to.account.as_bytes(), to.index)? {
+        Some(bytes) => PairwiseSession::from_bytes(bytes.expose())?,
+        None => PairwiseSession::new(id.device, to),
+    };
+    let outbound = session.outbound(
+        &id.keys,
+        cert.keys(),
+        now_ms(),
+        &RekeyPolicy::default(),
+        &mut rng,
+    )?;
+    let params = SealParams {
+        message_id,
+        timestamp_ms: ts.max(0),
+        flags: Flags::NONE,
+    };
+    let sealed = tandem_proto::seal_envelope(outbound, &params, body)?;
+    let state = session.to_bytes()?;
+    w.put_session(to.account.as_bytes(), to.index, &state)?;
+    Ok(sealed)
+}
+
 /// Opens an envelope from one of this account's devices inside a durable transaction: the
 /// session state and the message id are stored with whatever the caller stores next.
 ///
@@ -155,6 +193,18 @@ pub(crate) fn open_from_own_device(
     id: &Identity,
     payload: &[u8],
 ) -> Result<Option<Opened>> {
+    open_inbox(w, id, None, payload)
+}
+
+/// Opens an envelope from any device of this account or of an account in `dir` (contacts and
+/// group members), inside a durable transaction, as [`open_from_own_device`] does. Envelopes
+/// from accounts whose list this device does not hold are dropped.
+pub(crate) fn open_inbox(
+    w: &mut DurableWriter<'_>,
+    id: &Identity,
+    dir: Option<&Directory>,
+    payload: &[u8],
+) -> Result<Option<Opened>> {
     let envelope = match Envelope::decode(payload) {
         Ok(e) => e,
         Err(e) => {
@@ -163,10 +213,17 @@ pub(crate) fn open_from_own_device(
         }
     };
     let sender = envelope.header().sender;
-    if sender.account != id.account {
-        tracing::warn!(%sender, "dropping an envelope from another account (not supported yet)");
-        return Ok(None);
-    }
+    let sender_list = if sender.account == id.account {
+        &id.list
+    } else {
+        match dir.and_then(|d| d.get(&sender.account)) {
+            Some(list) => list,
+            None => {
+                tracing::warn!(%sender, "dropping an envelope from an account this device does not know");
+                return Ok(None);
+            }
+        }
+    };
     let mut session = match w.session(sender.account.as_bytes(), sender.index)? {
         Some(bytes) => PairwiseSession::from_bytes(bytes.expose())?,
         None => PairwiseSession::new(id.device, sender),
@@ -178,7 +235,7 @@ pub(crate) fn open_from_own_device(
             &envelope,
             &id.keys,
             &mut session,
-            &id.list,
+            sender_list,
             &mut guard,
             now,
         );

@@ -6,12 +6,16 @@
 //! Front ends parse arguments and print; everything they show comes from here.
 
 mod account;
+mod contacts;
+mod control;
 mod desktop;
 mod error;
 mod history;
 mod home;
 mod identity;
 mod import;
+mod live;
+mod messaging;
 mod mqtt;
 mod phone;
 mod read;
@@ -25,18 +29,21 @@ pub use tandem_store::KeychainUse;
 use tandem_store::{KeySource, Store};
 
 pub use account::AccountCreated;
+pub use contacts::ContactView;
+pub use control::{Reply, Request, SOCKET_FILE, socket_path};
 pub use desktop::{FetchReport, LinkOptions, SyncReport};
 pub use error::{Error, Result};
 pub use history::{PlanBound, RECENT_PER_CHAT, synced_message};
 pub use home::{Role, default_home};
 pub use import::ImportOptions;
+pub use messaging::ReadReport;
 pub use phone::ServeUntil;
 pub use replay::StoreReplayGuard;
 pub use tandem_proto::link::PairingLink;
 pub use tandem_proto::pairing::QrSchedule;
 pub use views::{
-    ChatView, DeviceView, Event, GenerateReport, ImportReport, MessageView, SearchHitView, Status,
-    SyncView, UnlinkReport,
+    ChatView, DeviceView, Event, GenerateReport, ImportReport, MessageView, ReactionView,
+    SearchHitView, Status, SyncView, UnlinkReport,
 };
 
 /// One device's engine over its home directory.

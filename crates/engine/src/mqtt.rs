@@ -7,9 +7,10 @@
 //! effects are committed to the store: a process killed before that gets them again from its
 //! persistent session.
 
+use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
-use rumqttc::{AsyncClient, ConnectionError, Event, EventLoop, Packet, Publish, QoS};
+use rumqttc::{AsyncClient, ConnectionError, Event, EventLoop, Outgoing, Packet, Publish, QoS};
 use tandem_net::{BrokerUrl, ClientSettings, mqtt_options};
 use tokio::time::Instant;
 
@@ -21,6 +22,10 @@ const REQUEST_CAPACITY: usize = 1024;
 const FLUSH_WAIT: Duration = Duration::from_secs(3);
 /// How long a first connection may fail before the broker is declared unreachable.
 const FIRST_CONNECT_GRACE: Duration = Duration::from_secs(5);
+/// The first pause between connection attempts.
+const MIN_BACKOFF: Duration = Duration::from_millis(250);
+/// The longest pause between connection attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(8);
 
 /// What [`Connection::next`] returns.
 #[derive(Debug)]
@@ -29,12 +34,16 @@ pub(crate) enum Incoming {
     Connected,
     /// A message arrived.
     Publish(Publish),
-    /// The broker acknowledged one of our QoS 1 publishes.
-    PubAck,
+    /// The broker acknowledged one of our QoS 1 publishes (with the tag it was published with,
+    /// see [`Connection::publish_tagged`]).
+    PubAck(Option<i64>),
     /// The broker acknowledged a subscription.
     SubAck,
     /// The deadline passed.
     Timeout,
+    /// The connection went down (or the broker did not answer); retrying. Reported once per
+    /// outage.
+    Down(String),
 }
 
 /// Topics every Tandem device uses.
@@ -46,9 +55,15 @@ pub(crate) mod topics {
         format!("tandem/v1/dev/{device}/in")
     }
 
-    /// An account's retained signed device list.
+    /// An account's retained signed device list, under its primary device (so that a broker
+    /// ACL can let only that client write it).
     pub(crate) fn devices(account: &AccountId) -> String {
-        format!("tandem/v1/acct/{account}/devices")
+        format!("tandem/v1/dev/{}/devices", DeviceId::primary(*account))
+    }
+
+    /// A device's retained presence (and its Last Will).
+    pub(crate) fn presence(device: &DeviceId) -> String {
+        format!("tandem/v1/dev/{device}/presence")
     }
 }
 
@@ -62,10 +77,22 @@ pub(crate) struct Connection {
     subacks: u64,
     published: u64,
     pubacks: u64,
+    /// Tags of publishes queued but not yet seen leaving, in order (`None`: untagged).
+    queued_tags: VecDeque<Option<i64>>,
+    /// Tags of publishes sent and not yet acknowledged, by packet id.
+    inflight_tags: HashMap<u16, i64>,
+    /// A publish held back by a packet-id collision, with its tag.
+    collided: Option<(u16, Option<i64>)>,
     connected: bool,
     ever_connected: bool,
     failing_since: Option<Instant>,
     last_error: Option<String>,
+    /// Keep retrying a broker that never answered (a long-running session) instead of failing.
+    patient: bool,
+    /// The pause before the next attempt; doubles per failure up to [`MAX_BACKOFF`].
+    backoff: Duration,
+    /// Whether this outage was reported.
+    reported: bool,
 }
 
 impl std::fmt::Debug for Connection {
@@ -81,9 +108,20 @@ impl Connection {
     /// A connection to `url` as `client_id` (`persistent`: the broker keeps the session and
     /// queues QoS 1 messages while away). Nothing happens until [`Self::next`] runs.
     pub(crate) fn new(url: &str, client_id: &str, persistent: bool) -> Result<Self> {
+        Self::with_will(url, client_id, persistent, None)
+    }
+
+    /// [`Self::new`] with a Last Will the broker publishes if the connection dies uncleanly.
+    pub(crate) fn with_will(
+        url: &str,
+        client_id: &str,
+        persistent: bool,
+        will: Option<tandem_net::Will>,
+    ) -> Result<Self> {
         let url = BrokerUrl::parse(url).map_err(|e| Error::BadInput(e.to_string()))?;
         let settings = ClientSettings {
             clean_session: !persistent,
+            last_will: will,
             ..ClientSettings::default()
         };
         let mut options =
@@ -99,11 +137,23 @@ impl Connection {
             subacks: 0,
             published: 0,
             pubacks: 0,
+            queued_tags: VecDeque::new(),
+            inflight_tags: HashMap::new(),
+            collided: None,
             connected: false,
             ever_connected: false,
             failing_since: None,
             last_error: None,
+            patient: false,
+            backoff: MIN_BACKOFF,
+            reported: false,
         })
+    }
+
+    /// Makes a broker that does not answer at first a retried outage (reported as
+    /// [`Incoming::Down`]) instead of an error: for sessions that run until stopped.
+    pub(crate) fn set_patient(&mut self) {
+        self.patient = true;
     }
 
     /// The broker's address.
@@ -152,11 +202,68 @@ impl Connection {
 
     /// Publishes at QoS 1.
     pub(crate) fn publish(&mut self, topic: &str, payload: Vec<u8>, retain: bool) -> Result<()> {
+        self.send(topic, QoS::AtLeastOnce, retain, payload, None)
+    }
+
+    /// Publishes at QoS 1; the broker's acknowledgement comes back as
+    /// [`Incoming::PubAck`]`(Some(tag))` (an outbox row id), also after a reconnection.
+    pub(crate) fn publish_tagged(&mut self, topic: &str, payload: Vec<u8>, tag: i64) -> Result<()> {
+        self.send(topic, QoS::AtLeastOnce, false, payload, Some(tag))
+    }
+
+    /// Publishes at QoS 0 (presence, typing): no acknowledgement, lost if the link is down.
+    pub(crate) fn publish_once(
+        &mut self,
+        topic: &str,
+        payload: Vec<u8>,
+        retain: bool,
+    ) -> Result<()> {
+        self.send(topic, QoS::AtMostOnce, retain, payload, None)
+    }
+
+    fn send(
+        &mut self,
+        topic: &str,
+        qos: QoS,
+        retain: bool,
+        payload: Vec<u8>,
+        tag: Option<i64>,
+    ) -> Result<()> {
         self.client
-            .try_publish(topic, QoS::AtLeastOnce, retain, payload)
+            .try_publish(topic, qos, retain, payload)
             .map_err(|e| self.queue_failed(&e))?;
-        self.published += 1;
+        self.queued_tags.push_back(tag);
+        if qos != QoS::AtMostOnce {
+            self.published += 1;
+        }
         Ok(())
+    }
+
+    /// Follows a publish leaving the client: a new one takes the next queued tag; a packet id
+    /// already in flight is a retransmission after a reconnection and keeps its tag.
+    fn on_outgoing(&mut self, outgoing: &Outgoing) {
+        match *outgoing {
+            Outgoing::Publish(pkid) => {
+                if pkid != 0 && self.inflight_tags.contains_key(&pkid) {
+                    return;
+                }
+                let tag = match self.collided {
+                    Some((held, tag)) if held == pkid => {
+                        self.collided = None;
+                        tag
+                    }
+                    _ => self.queued_tags.pop_front().flatten(),
+                };
+                if let (Some(tag), true) = (tag, pkid != 0) {
+                    self.inflight_tags.insert(pkid, tag);
+                }
+            }
+            Outgoing::AwaitAck(pkid) => {
+                let tag = self.queued_tags.pop_front().flatten();
+                self.collided = Some((pkid, tag));
+            }
+            _ => {}
+        }
     }
 
     /// Acknowledges a received publish (after its effects are stored).
@@ -205,6 +312,9 @@ impl Connection {
                     self.connected = true;
                     self.ever_connected = true;
                     self.failing_since = None;
+                    self.backoff = MIN_BACKOFF;
+                    self.reported = false;
+                    self.last_error = None;
                     // The first connection sends the subscriptions queued before it; a
                     // reconnection renews them all (a broker that restarted has none).
                     let renew = if reconnected {
@@ -227,26 +337,38 @@ impl Connection {
                     return Ok(Incoming::Connected);
                 }
                 Ok(Event::Incoming(Packet::Publish(p))) => return Ok(Incoming::Publish(p)),
-                Ok(Event::Incoming(Packet::PubAck(_))) => {
+                Ok(Event::Incoming(Packet::PubAck(ack))) => {
                     self.pubacks += 1;
-                    return Ok(Incoming::PubAck);
+                    return Ok(Incoming::PubAck(self.inflight_tags.remove(&ack.pkid)));
                 }
+                Ok(Event::Outgoing(outgoing)) => self.on_outgoing(&outgoing),
                 Ok(Event::Incoming(Packet::SubAck(_))) => {
                     self.subacks += 1;
                     return Ok(Incoming::SubAck);
                 }
                 Ok(_) => {}
-                Err(e) => self.on_error(e, deadline).await?,
+                Err(e) => {
+                    if let Some(reason) = self.on_error(e, deadline).await? {
+                        return Ok(Incoming::Down(reason));
+                    }
+                }
             }
         }
     }
 
-    async fn on_error(&mut self, e: ConnectionError, deadline: Option<Instant>) -> Result<()> {
+    /// Handles a failed poll: waits before the next attempt (backing off), and returns the
+    /// reason the first time an outage is seen.
+    async fn on_error(
+        &mut self,
+        e: ConnectionError,
+        deadline: Option<Instant>,
+    ) -> Result<Option<String>> {
         self.connected = false;
         let now = Instant::now();
         let reason = e.to_string();
         let since = *self.failing_since.get_or_insert(now);
-        if !self.ever_connected && now.duration_since(since) >= FIRST_CONNECT_GRACE {
+        if !self.ever_connected && !self.patient && now.duration_since(since) >= FIRST_CONNECT_GRACE
+        {
             return Err(Error::Broker {
                 url: self.url.to_string(),
                 reason,
@@ -254,11 +376,21 @@ impl Connection {
         }
         if self.last_error.as_deref() != Some(reason.as_str()) {
             tracing::warn!(broker = %self.url, error = %reason, "broker connection lost; retrying");
-            self.last_error = Some(reason);
+            self.last_error = Some(reason.clone());
         }
-        let pause = Instant::now() + Duration::from_millis(500);
+        let pause = Instant::now() + self.backoff;
+        if self.patient || self.ever_connected {
+            self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+        }
         let until = deadline.map_or(pause, |d| d.min(pause));
         tokio::time::sleep_until(until).await;
-        Ok(())
+        if self.reported {
+            return Ok(None);
+        }
+        self.reported = true;
+        Ok(Some(format!(
+            "broker {} unreachable ({reason}); retrying",
+            self.url
+        )))
     }
 }

@@ -22,9 +22,9 @@ use tokio::time::Instant;
 
 use crate::desktop::{SyncReport, hex, instant_at, rand_fill};
 use crate::history::{self, Plan, PlanBound};
-use crate::identity::{
-    Identity, open_from_own_device, seal_in, store_own_list, upsert_certificate,
-};
+use crate::identity::{Identity, open_inbox, seal_in, store_own_list, upsert_certificate};
+use crate::live::{Messenger, Wake, last_will};
+use crate::messaging::{self, Effect};
 use crate::mqtt::{Connection, Incoming, topics};
 use crate::views::{DeviceView, Event, UnlinkReport};
 use crate::{Engine, Error, Result, now_ms};
@@ -33,6 +33,9 @@ use crate::{Engine, Error, Result, now_ms};
 const NEXT_DEVICE_INDEX: &str = "next_device_index";
 /// How long `unlink` waits for the broker to take its messages.
 const PUBLISH_TIMEOUT: Duration = Duration::from_secs(10);
+/// With [`ServeUntil::Drained`]: how long the inbox must stay quiet before the loop checks
+/// whether everything was sent.
+const DRAIN_QUIET: Duration = Duration::from_millis(300);
 
 fn rng() -> Result<OsRng> {
     OsRng::new().map_err(|e| Error::Random(e.to_string()))
@@ -54,6 +57,9 @@ pub enum ServeUntil {
     Stopped,
     /// Once the sync with this id is complete.
     SyncComplete(SyncId),
+    /// Once everything queued to send has been acknowledged by the broker (and what waited
+    /// in the inbox was handled).
+    Drained,
 }
 
 impl Engine {
@@ -166,9 +172,15 @@ impl Engine {
             now_ms(),
             &mut rng,
         )?;
-        let mut conn = Connection::new(&broker, &id.device.to_string(), true)?;
+        let mut conn = Connection::with_will(
+            &broker,
+            &id.device.to_string(),
+            true,
+            Some(last_will(&id.device)),
+        )?;
         conn.subscribe(&topics::inbox(&id.device))?;
         let mut outputs = first;
+        let mut held = Vec::new();
         loop {
             let mut linked = None;
             for output in std::mem::take(&mut outputs) {
@@ -212,28 +224,31 @@ impl Engine {
             let deadline = machine.next_deadline().map(instant_at);
             outputs = match conn.next(deadline).await? {
                 Incoming::Publish(p) => {
-                    let out = if p.topic == machine.link().pairing_ref.topic() {
-                        machine.handle(
+                    if p.topic == machine.link().pairing_ref.topic() {
+                        let out = machine.handle(
                             &p.topic,
                             &p.payload,
                             account_key,
                             &id.keys,
                             now_ms(),
                             &mut rng,
-                        )
+                        );
+                        conn.ack(&p)?;
+                        out
                     } else {
-                        // Other devices ask again (every few seconds) once the link is done.
-                        tracing::debug!(topic = %p.topic, "ignoring a message while linking");
+                        // Messages for this device: handled (and acknowledged) once linked.
+                        held.push(p);
                         Vec::new()
-                    };
-                    conn.ack(&p)?;
-                    out
+                    }
                 }
                 Incoming::Timeout => machine.poll(now_ms()),
-                Incoming::Connected | Incoming::PubAck | Incoming::SubAck => Vec::new(),
+                Incoming::Connected
+                | Incoming::PubAck(_)
+                | Incoming::SubAck
+                | Incoming::Down(_) => Vec::new(),
             };
         }
-        self.serve_on(conn, ServeUntil::SyncComplete(sync_id), on)
+        self.serve_on(conn, ServeUntil::SyncComplete(sync_id), held, None, on)
             .await
     }
 
@@ -337,7 +352,23 @@ impl Engine {
     ///
     /// # Errors
     /// [`Error::NoAccount`]; broker and store errors.
-    pub async fn serve(&self, broker: Option<&str>, on: &mut dyn FnMut(&Event)) -> Result<()> {
+    pub async fn serve(
+        &self,
+        broker: Option<&str>,
+        until: ServeUntil,
+        on: &mut dyn FnMut(&Event),
+    ) -> Result<()> {
+        self.serve_with(broker, until, None, on).await
+    }
+
+    /// [`Engine::serve`], also doing the work other processes hand over.
+    pub(crate) async fn serve_with(
+        &self,
+        broker: Option<&str>,
+        until: ServeUntil,
+        requests: Option<tokio::sync::mpsc::Receiver<crate::control::Pending>>,
+        on: &mut dyn FnMut(&Event),
+    ) -> Result<()> {
         let id = self.primary()?;
         let url = broker
             .map(str::to_owned)
@@ -347,9 +378,17 @@ impl Engine {
                     "no broker known: pass --broker URL (or link a device first)".into(),
                 )
             })?;
-        let mut conn = Connection::new(&url, &id.device.to_string(), true)?;
+        let mut conn = Connection::with_will(
+            &url,
+            &id.device.to_string(),
+            true,
+            Some(last_will(&id.device)),
+        )?;
         conn.subscribe(&topics::inbox(&id.device))?;
-        self.serve_on(conn, ServeUntil::Stopped, on)
+        if until == ServeUntil::Stopped {
+            conn.set_patient();
+        }
+        self.serve_on(conn, until, Vec::new(), requests, on)
             .await
             .map(|_| ())
     }
@@ -390,11 +429,18 @@ impl Engine {
         &self,
         mut conn: Connection,
         until: ServeUntil,
+        held: Vec<rumqttc::Publish>,
+        requests: Option<tokio::sync::mpsc::Receiver<crate::control::Pending>>,
         on: &mut dyn FnMut(&Event),
     ) -> Result<SyncReport> {
-        let id = self.primary()?;
+        let mut id = self.primary()?;
         let mut syncs = self.outgoing_syncs()?;
+        let mut messenger = Messenger::new(self, &id, requests)?;
         let mut announced = false;
+        let mut quiet_since = Instant::now();
+        // Other processes (a scan, an unlink) change the list: follow the retained copy.
+        conn.subscribe(&topics::devices(&id.account))?;
+        messenger.watch(self, &id, &mut conn)?;
         // The account's list, retained again: a broker that restarted (or a publish lost with a
         // crash) would otherwise leave devices without it.
         if let Some(list) = self.store().device_list(id.account.as_bytes())? {
@@ -404,9 +450,24 @@ impl Engine {
         for (sync_id, sync) in &mut syncs {
             self.pump(&mut conn, &id, *sync_id, sync)?;
         }
+        let mut held = held.into_iter();
         loop {
-            match conn.next(None).await? {
+            let deadline = (until == ServeUntil::Drained).then(|| quiet_since + DRAIN_QUIET);
+            let incoming = match held.next() {
+                Some(p) => Incoming::Publish(p),
+                None => match messenger.next(&mut conn, deadline).await? {
+                    Wake::Mqtt(incoming) => incoming,
+                    Wake::Request(pending) => {
+                        messenger.handle(self, &id, &mut conn, pending, on)?;
+                        continue;
+                    }
+                },
+            };
+            match incoming {
                 Incoming::Connected | Incoming::SubAck => {
+                    if matches!(incoming, Incoming::Connected) {
+                        messenger.on_connected(self, &id, &mut conn, on)?;
+                    }
                     if !announced && conn.subscriptions_settled() {
                         announced = true;
                         on(&Event::Serving {
@@ -415,16 +476,54 @@ impl Engine {
                         });
                     }
                 }
-                Incoming::PubAck | Incoming::Timeout => {}
+                Incoming::PubAck(tag) => messenger.on_puback(self, tag, on)?,
+                Incoming::Down(reason) => on(&Event::Offline { reason }),
+                Incoming::Timeout => {
+                    if until == ServeUntil::Drained && messenger.drained(self)? {
+                        Messenger::goodbye(&id, &mut conn);
+                        conn.disconnect().await;
+                        return Ok(SyncReport {
+                            chunks: 0,
+                            messages: 0,
+                        });
+                    }
+                    quiet_since = Instant::now();
+                }
                 Incoming::Publish(p) => {
+                    quiet_since = Instant::now();
+                    if p.topic == topics::devices(&id.account) {
+                        conn.ack(&p)?;
+                        if let Ok(signed) = SignedDeviceList::from_bytes(&p.payload)
+                            && let Ok(list) = signed.verify(&id.account)
+                            && list.version() > id.list.version()
+                        {
+                            id = self.primary()?;
+                            messenger.dir.set(id.list.clone());
+                            syncs = self.outgoing_syncs()?;
+                            for (sync_id, sync) in &mut syncs {
+                                self.pump(&mut conn, &id, *sync_id, sync)?;
+                            }
+                        }
+                        continue;
+                    }
                     if p.topic != topics::inbox(&id.device) {
+                        messenger.on_topic(self, &id, &mut conn, &p, on)?;
                         conn.ack(&p)?;
                         continue;
                     }
-                    let reply = self.on_phone_inbox(&id, &mut syncs, &p.payload)?;
+                    let reply = self.on_phone_inbox(&id, &messenger, &mut syncs, &p.payload)?;
                     conn.ack(&p)?;
                     match reply {
                         PhoneStep::Nothing => {}
+                        PhoneStep::Effects(effects) => {
+                            let contact =
+                                effects.iter().any(|e| matches!(e, Effect::Contact { .. }));
+                            self.emit(effects, on);
+                            if contact {
+                                messenger.watch(self, &id, &mut conn)?;
+                            }
+                            messenger.flush(self, &id, &mut conn)?;
+                        }
                         PhoneStep::Pump(sync_id) => {
                             if let Some(sync) = syncs.get_mut(&sync_id) {
                                 self.pump(&mut conn, &id, sync_id, sync)?;
@@ -453,6 +552,7 @@ impl Engine {
                                     messages: report.messages,
                                 });
                                 if until == ServeUntil::SyncComplete(sync_id) {
+                                    Messenger::goodbye(&id, &mut conn);
                                     conn.disconnect().await;
                                     return Ok(report);
                                 }
@@ -529,18 +629,28 @@ impl Engine {
     fn on_phone_inbox(
         &self,
         id: &Identity,
+        messenger: &Messenger,
         syncs: &mut HashMap<SyncId, Outgoing>,
         payload: &[u8],
     ) -> Result<PhoneStep> {
         let store = self.store();
         store.write_durable(|w| -> Result<PhoneStep> {
-            let Some(opened) = open_from_own_device(w, id, payload)? else {
+            let Some(opened) = open_inbox(w, id, Some(&messenger.dir), payload)? else {
                 return Ok(PhoneStep::Nothing);
             };
             let from = opened.header.sender;
-            let OpenedBody::Known(Body::HistoryChunk { bytes }) = opened.body else {
+            let OpenedBody::Known(body) = opened.body else {
                 return Ok(PhoneStep::Nothing);
             };
+            if let Some(effects) = messaging::apply(w, store, id, &opened.header, &body)? {
+                return Ok(PhoneStep::Effects(effects));
+            }
+            let Body::HistoryChunk { bytes } = body else {
+                return Ok(PhoneStep::Nothing);
+            };
+            if from.account != id.account {
+                return Ok(PhoneStep::Nothing);
+            }
             let message = match SyncMessage::decode(&bytes) {
                 Ok(m) => m,
                 Err(e) => {
@@ -696,7 +806,7 @@ impl Engine {
         let mut acked = 0;
         while acked < sent {
             match conn.next(Some(give_up)).await? {
-                Incoming::PubAck => acked += 1,
+                Incoming::PubAck(_) => acked += 1,
                 Incoming::Timeout => {
                     return Err(Error::Broker {
                         url,
@@ -704,7 +814,7 @@ impl Engine {
                     });
                 }
                 Incoming::Publish(p) => conn.ack(&p)?,
-                Incoming::Connected | Incoming::SubAck => {}
+                Incoming::Connected | Incoming::SubAck | Incoming::Down(_) => {}
             }
         }
         conn.disconnect().await;
@@ -718,6 +828,8 @@ impl Engine {
 /// What the serve loop does after an inbox transaction.
 enum PhoneStep {
     Nothing,
+    /// A messaging body was applied.
+    Effects(Vec<Effect>),
     Pump(SyncId),
     /// An acknowledgement was recorded; the next chunks (or `Complete`), sealed with it.
     Progress(SyncId, Vec<Vec<u8>>),

@@ -2,12 +2,11 @@
 //! local store only, so it answers with no network at all.
 
 use tandem_crypto::{DeviceCertificate, DeviceId};
-use tandem_store::{
-    ChatKind, ChatSummary, Cursor, Message, MessageId, MessageKind, SyncPhase, SyncRole, identity,
-};
+use tandem_store::{ChatKind, ChatSummary, Cursor, MessageId, SyncPhase, SyncRole, identity};
 use uuid::Uuid;
 
 use crate::account::account_key_from;
+use crate::views::message_view;
 use crate::{ChatView, Engine, Error, MessageView, Result, SearchHitView, Status, SyncView};
 
 /// The most messages or hits one call returns.
@@ -114,7 +113,16 @@ impl Engine {
             }
         };
         let page = store.page(summary.id, cursor, limit.min(MAX_LIMIT))?;
-        Ok(page.iter().map(message_view).collect())
+        let ids: Vec<MessageId> = page.iter().map(|m| m.id).collect();
+        let mut reactions = self.reaction_views(&ids)?;
+        Ok(page
+            .iter()
+            .map(|m| {
+                let mut view = message_view(m);
+                view.reactions = reactions.remove(&m.id).unwrap_or_default();
+                view
+            })
+            .collect())
     }
 
     /// Full-text search, newest first; `chat` (an id or exact name) narrows it to one chat.
@@ -150,21 +158,5 @@ fn chat_view(c: &ChatSummary) -> ChatView {
         },
         messages: c.message_count,
         last_ts: (c.message_count > 0).then_some(c.last_ts),
-    }
-}
-
-fn message_view(m: &Message) -> MessageView {
-    let text = match (&m.kind, m.text.is_empty(), &m.media_name) {
-        (MessageKind::Media, true, Some(name)) => name.clone(),
-        _ => m.text.clone(),
-    };
-    MessageView {
-        id: m.id.0.hyphenated().to_string(),
-        chat: m.chat.0.hyphenated().to_string(),
-        sender: (!m.sender.name.is_empty()).then(|| m.sender.name.clone()),
-        from_me: m.from_me,
-        ts: m.ts,
-        kind: m.kind.as_str().to_owned(),
-        text,
     }
 }

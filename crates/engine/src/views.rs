@@ -18,7 +18,8 @@ pub struct ChatView {
     pub last_ts: Option<i64>,
 }
 
-/// One message: `{"id","chat","sender","from_me","ts","kind","text"}`.
+/// One message: `{"id","chat","sender","from_me","ts","kind","text","status","reply_to",
+/// "reactions","edited","deleted"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct MessageView {
     /// The message id.
@@ -35,6 +36,60 @@ pub struct MessageView {
     pub kind: String,
     /// The text (for media: the caption, or the file name when there is no caption).
     pub text: String,
+    /// For this account's own messages: `"pending"` (not yet handed to the broker), `"sent"`,
+    /// `"delivered"` (stored on a recipient device) or `"read"`; `null` for others' messages.
+    pub status: Option<&'static str>,
+    /// The id of the message this one replies to.
+    pub reply_to: Option<String>,
+    /// Reactions, oldest first.
+    pub reactions: Vec<ReactionView>,
+    /// Whether it was edited.
+    pub edited: bool,
+    /// Whether it was deleted for everyone.
+    pub deleted: bool,
+}
+
+/// One reaction: `{"emoji","from","from_me"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReactionView {
+    /// The emoji.
+    pub emoji: String,
+    /// Who reacted (a display name).
+    pub from: String,
+    /// Whether this account reacted.
+    pub from_me: bool,
+}
+
+/// A stored message as shown (reactions filled in by the caller).
+pub(crate) fn message_view(m: &tandem_store::Message) -> MessageView {
+    use tandem_store::{MessageKind, MessageStatus};
+    let text = match (&m.kind, m.text.is_empty(), &m.media_name) {
+        (MessageKind::Media, true, Some(name)) => name.clone(),
+        _ => m.text.clone(),
+    };
+    MessageView {
+        id: m.id.0.hyphenated().to_string(),
+        chat: m.chat.0.hyphenated().to_string(),
+        sender: (!m.sender.name.is_empty()).then(|| m.sender.name.clone()),
+        from_me: m.from_me,
+        ts: m.ts,
+        kind: if m.deleted {
+            "deleted".to_owned()
+        } else {
+            m.kind.as_str().to_owned()
+        },
+        text,
+        status: m.from_me.then_some(match m.status {
+            MessageStatus::Sending => "pending",
+            MessageStatus::Sent => "sent",
+            MessageStatus::Delivered => "delivered",
+            MessageStatus::Read => "read",
+        }),
+        reply_to: m.reply_to.map(|r| r.0.hyphenated().to_string()),
+        reactions: Vec::new(),
+        edited: m.edited_at.is_some(),
+        deleted: m.deleted,
+    }
 }
 
 /// One search hit: a [`MessageView`] plus the chat's name.
@@ -180,6 +235,74 @@ pub enum Event {
         device: String,
         /// The broker.
         broker: String,
+    },
+    /// Connected to the broker (again) as this device: its session is live.
+    Online {
+        /// This device.
+        device: String,
+        /// The broker.
+        broker: String,
+    },
+    /// The connection to the broker is down; the outbox keeps what is sent meanwhile.
+    Offline {
+        /// Why.
+        reason: String,
+    },
+    /// A new message, received or written on another device of this account.
+    Message {
+        /// The message.
+        message: MessageView,
+    },
+    /// A message changed: edited, deleted or reacted to.
+    Update {
+        /// The message as it is now.
+        message: MessageView,
+    },
+    /// One of this account's messages moved to a new delivery status.
+    Receipt {
+        /// The message id.
+        id: String,
+        /// The chat id.
+        chat: String,
+        /// `"sent"`, `"delivered"` or `"read"`.
+        status: &'static str,
+    },
+    /// Someone is typing in a chat (or stopped).
+    Typing {
+        /// The chat id.
+        chat: String,
+        /// Who.
+        from: String,
+        /// Typing or stopped.
+        on: bool,
+    },
+    /// A contact's device went online or offline.
+    Presence {
+        /// The device id.
+        device: String,
+        /// The account's name here.
+        name: String,
+        /// Online now.
+        online: bool,
+        /// When it last changed (ms; for offline: last seen).
+        at: i64,
+    },
+    /// A device list changed: a device of this account or of a contact was linked or
+    /// unlinked.
+    Devices {
+        /// The account id.
+        account: String,
+        /// The list's version.
+        version: u64,
+        /// Devices in the list.
+        devices: usize,
+    },
+    /// A contact was added (here or on another device of this account).
+    Contact {
+        /// The account id.
+        account: String,
+        /// Its name.
+        name: String,
     },
 }
 

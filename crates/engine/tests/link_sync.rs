@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use tandem_crypto::rng::SeedableRng as _;
 use tandem_engine::{
-    Engine, Error, Event, KeychainUse, LinkOptions, PlanBound, QrSchedule, SyncReport,
+    Engine, Error, Event, KeychainUse, LinkOptions, PlanBound, QrSchedule, ServeUntil, SyncReport,
 };
 use tandem_net::EmbeddedBroker;
 
@@ -238,7 +238,7 @@ fn older_messages_come_a_page_at_a_time_while_the_phone_serves() {
         let mut quiet = |_: &Event| {};
         runtime().block_on(async {
             tokio::select! {
-                r = phone.serve(Some(&url), &mut quiet) => r,
+                r = phone.serve(Some(&url), ServeUntil::Stopped, &mut quiet) => r,
                 _ = stopped => Ok(()),
             }
         })
@@ -411,7 +411,7 @@ fn forged_and_older_device_lists_on_the_accounts_topic_change_nothing() {
 
     // Mallory replaces the retained list: first with garbage, then with a list of her own
     // account, then with the account's older list, which does not hold the laptop.
-    let topic = format!("tandem/v1/acct/{account}/devices");
+    let topic = format!("tandem/v1/dev/{account}.0/devices");
     let mut rng = tandem_crypto::rng::ChaCha20Rng::seed_from_u64(9);
     let mallory = tandem_crypto::AccountKey::generate(&mut rng);
     let mallory_device = tandem_crypto::DeviceKeys::generate(&mut rng);

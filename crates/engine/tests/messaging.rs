@@ -1,0 +1,259 @@
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+//! Live messaging as the front ends use it, in one process over the embedded broker: Alice's
+//! phone and her linked laptop, and Bob's phone, each running its session (`Engine::run`) on
+//! its own thread with its own runtime, as three programs would; work is handed to a running
+//! session over its home's control socket, as the CLI and the app do.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use tandem_engine::{
+    Engine, Event, KeychainUse, LinkOptions, PlanBound, QrSchedule, Reply, Request,
+};
+use tandem_net::EmbeddedBroker;
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn open(home: &Path) -> Engine {
+    Engine::open_with(home, KeychainUse::Off).unwrap()
+}
+
+/// A device running its session on its own thread; every event it reports goes to `events`.
+struct Running {
+    home: PathBuf,
+    events: mpsc::Receiver<Event>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl Running {
+    fn start(home: &Path, broker: &str) -> Self {
+        let (tx, events) = mpsc::channel();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let home_owned = home.to_path_buf();
+        let broker = broker.to_owned();
+        let thread = thread::spawn(move || {
+            let engine = open(&home_owned);
+            let mut on = |e: &Event| {
+                let _ = tx.send(e.clone());
+            };
+            runtime().block_on(async {
+                tokio::select! {
+                    r = engine.run(Some(&broker), &mut on) => r.unwrap(),
+                    _ = stopped => {}
+                }
+            });
+        });
+        let running = Self {
+            home: home.to_path_buf(),
+            events,
+            stop: Some(stop),
+            thread: Some(thread),
+        };
+        running.wait_for("online", |e| matches!(e, Event::Online { .. }));
+        running
+    }
+
+    /// Hands `request` to the running session, as `tandem send` would.
+    fn ask(&self, request: Request) -> serde_json::Value {
+        match runtime()
+            .block_on(Engine::hand_over(&self.home, &request))
+            .unwrap()
+        {
+            Some(Reply::Ok(value)) => value,
+            other => panic!("{request:?} answered {other:?}"),
+        }
+    }
+
+    /// Sends and waits for the broker; returns the message's id and status.
+    fn send(&self, chat: &str, text: &str) -> (String, String) {
+        let value = self.ask(Request::Send {
+            chat: chat.into(),
+            text: text.into(),
+            reply: None,
+            wait: true,
+        });
+        (
+            value["id"].as_str().unwrap().to_owned(),
+            value["status"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    /// Waits (at most 10 s) for an event matching `wanted`; returns it.
+    fn wait_for(&self, what: &str, wanted: impl Fn(&Event) -> bool) -> Event {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.events.recv_timeout(left) {
+                Ok(e) if wanted(&e) => return e,
+                Ok(_) => {}
+                Err(_) => panic!("no {what} event on {} within 10 s", self.home.display()),
+            }
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+struct World {
+    broker: EmbeddedBroker,
+    _dir: tempfile::TempDir,
+    alice_phone: PathBuf,
+    alice_laptop: PathBuf,
+    bob_phone: PathBuf,
+}
+
+impl World {
+    /// Alice's phone with her laptop linked, Bob's phone, and each in the other's contacts.
+    fn new() -> Self {
+        let broker = EmbeddedBroker::start("127.0.0.1:0".parse().unwrap()).unwrap();
+        let url = broker.url().to_string();
+        let dir = tempfile::tempdir().unwrap();
+        let world = Self {
+            broker,
+            alice_phone: dir.path().join("alice-phone"),
+            alice_laptop: dir.path().join("alice-laptop"),
+            bob_phone: dir.path().join("bob-phone"),
+            _dir: dir,
+        };
+        open(&world.alice_phone)
+            .init_primary("Alice", Some(&url))
+            .unwrap();
+        open(&world.bob_phone)
+            .init_primary("Bob", Some(&url))
+            .unwrap();
+        let bob_link = open(&world.bob_phone).contact_link().unwrap();
+        let alice_link = open(&world.alice_phone).contact_link().unwrap();
+        open(&world.alice_phone)
+            .contact_add(&bob_link, None)
+            .unwrap();
+        open(&world.bob_phone)
+            .contact_add(&alice_link, None)
+            .unwrap();
+        world.link_laptop();
+        world
+    }
+
+    fn url(&self) -> String {
+        self.broker.url().to_string()
+    }
+
+    fn link_laptop(&self) {
+        let (codes, first) = mpsc::channel::<String>();
+        let options = LinkOptions {
+            broker: self.url(),
+            name: "Alice's laptop".into(),
+            platform: "linux".into(),
+            schedule: QrSchedule::default(),
+            sync_timeout: Some(Duration::from_secs(30)),
+        };
+        let home = self.alice_laptop.clone();
+        let laptop = thread::spawn(move || {
+            let engine = open(&home);
+            let mut on = |e: &Event| {
+                if let Event::Code { link, .. } = e {
+                    let _ = codes.send(link.clone());
+                }
+            };
+            runtime().block_on(engine.link(&options, &mut on)).unwrap();
+        });
+        let code = first.recv_timeout(Duration::from_secs(10)).unwrap();
+        let phone = open(&self.alice_phone);
+        runtime()
+            .block_on(async {
+                let link = Engine::parse_link(&code)?;
+                phone
+                    .scan(link, PlanBound::default(), &mut |_, _| true, &mut |_| {})
+                    .await
+            })
+            .unwrap();
+        laptop.join().unwrap();
+    }
+}
+
+fn is_message(text: &'static str) -> impl Fn(&Event) -> bool {
+    move |e| matches!(e, Event::Message { message } if message.text == text)
+}
+
+fn texts(engine: &Engine, chat: &str) -> Vec<(String, bool)> {
+    engine
+        .history(chat, 100, None)
+        .unwrap()
+        .into_iter()
+        .map(|m| (m.text, m.from_me))
+        .collect()
+}
+
+#[test]
+fn bob_writes_alice_answers_from_her_laptop_and_every_device_agrees() {
+    let world = World::new();
+    let url = world.url();
+    let alice_phone = Running::start(&world.alice_phone, &url);
+    let laptop = Running::start(&world.alice_laptop, &url);
+    let bob = Running::start(&world.bob_phone, &url);
+
+    // Bob writes; Alice's phone and her laptop both get it, once.
+    let (hello, status) = bob.send("Alice", "Hello Alice!");
+    assert_eq!(status, "sent");
+    alice_phone.wait_for("Bob's message on the phone", is_message("Hello Alice!"));
+    laptop.wait_for("Bob's message on the laptop", is_message("Hello Alice!"));
+    // Delivered comes back to Bob from Alice's devices.
+    bob.wait_for(
+        "delivered",
+        |e| matches!(e, Event::Receipt { id, status: "delivered", .. } if *id == hello),
+    );
+
+    // Alice answers from the laptop; Bob gets it, and Alice's phone shows it as hers.
+    let (answer, _) = laptop.send("Bob", "Hi Bob, from my laptop");
+    bob.wait_for("Alice's answer", is_message("Hi Bob, from my laptop"));
+    alice_phone.wait_for(
+        "the answer synced to the phone",
+        |e| matches!(e, Event::Message { message } if message.id == answer && message.from_me),
+    );
+
+    // Bob reads the chat: Alice's devices see "read".
+    bob.ask(Request::Read {
+        chat: "Alice".into(),
+    });
+    laptop.wait_for(
+        "read on the laptop",
+        |e| matches!(e, Event::Receipt { id, status: "read", .. } if *id == answer),
+    );
+    alice_phone.wait_for(
+        "read on the phone",
+        |e| matches!(e, Event::Receipt { id, status: "read", .. } if *id == answer),
+    );
+
+    drop((alice_phone, laptop, bob));
+    let expected = vec![
+        ("Hello Alice!".to_owned(), false),
+        ("Hi Bob, from my laptop".to_owned(), true),
+    ];
+    assert_eq!(texts(&open(&world.alice_phone), "Bob"), expected);
+    assert_eq!(texts(&open(&world.alice_laptop), "Bob"), expected);
+    let bob_side: Vec<(String, bool)> = expected.iter().map(|(t, me)| (t.clone(), !me)).collect();
+    assert_eq!(texts(&open(&world.bob_phone), "Alice"), bob_side);
+    let on_phone = open(&world.alice_phone).history("Bob", 10, None).unwrap();
+    assert_eq!(on_phone[1].status, Some("read"));
+}
