@@ -62,14 +62,14 @@ pub struct ScanArgs {
     pub days: Option<u32>,
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?)
 }
 
 /// Prints what the engine reports as it goes.
-struct Reporter {
+pub(crate) struct Reporter {
     json: bool,
     qr_png: Option<PathBuf>,
     qr_text: Option<PathBuf>,
@@ -78,7 +78,7 @@ struct Reporter {
 }
 
 impl Reporter {
-    fn new(json: bool) -> Self {
+    pub(crate) fn new(json: bool) -> Self {
         Self {
             json,
             qr_png: None,
@@ -88,7 +88,7 @@ impl Reporter {
         }
     }
 
-    fn on(&mut self, event: &Event) {
+    pub(crate) fn on(&mut self, event: &Event) {
         if let Err(e) = self.show(event)
             && self.failure.is_none()
         {
@@ -178,6 +178,45 @@ impl Reporter {
             Event::Serving { device, broker } => {
                 eprintln!("Serving {device} on {broker} (Ctrl-C to stop).");
             }
+            Event::Online { device, broker } => eprintln!("Online as {device} on {broker}."),
+            Event::Offline { reason } => eprintln!("Offline: {reason}"),
+            Event::Message { message } => output::line(&format!(
+                "{} {}: {}",
+                output::time(message.ts),
+                message.sender.as_deref().unwrap_or("?"),
+                message.text
+            ))?,
+            Event::Update { message } => output::line(&format!(
+                "{} {} (changed): {}",
+                output::time(message.ts),
+                message.sender.as_deref().unwrap_or("?"),
+                message.text
+            ))?,
+            Event::Receipt { id, status, .. } => output::line(&format!("{id} {status}"))?,
+            Event::Typing { from, on, .. } => {
+                if *on {
+                    eprintln!("{from} is typing...");
+                }
+            }
+            Event::Presence {
+                device,
+                name,
+                online,
+                at,
+            } => eprintln!(
+                "{name} ({device}) {}",
+                if *online {
+                    "online".to_owned()
+                } else {
+                    format!("offline, last seen {}", output::time(*at))
+                }
+            ),
+            Event::Devices {
+                account,
+                version,
+                devices,
+            } => eprintln!("{account}: device list version {version}, {devices} devices"),
+            Event::Contact { account, name } => eprintln!("New contact {name} ({account})"),
         }
         Ok(())
     }
@@ -193,7 +232,7 @@ impl Reporter {
         Ok(())
     }
 
-    fn finish<T>(mut self, result: anyhow::Result<T>) -> anyhow::Result<T> {
+    pub(crate) fn finish<T>(mut self, result: anyhow::Result<T>) -> anyhow::Result<T> {
         if let Some(bar) = self.bar.take() {
             bar.abandon();
         }
@@ -320,20 +359,6 @@ pub fn scan(engine: &Engine, args: &ScanArgs, json: bool) -> anyhow::Result<()> 
     let mut confirm = |name: &str, platform: &str| yes || ask(name, platform);
     let result = until_stopped(engine.scan(link, bound, &mut confirm, &mut |e| reporter.on(e)));
     reporter.finish(result).map(|_| ())
-}
-
-/// `tandem-phone run`: serves until a stop signal (exit 0).
-pub fn run(engine: &Engine, broker: Option<&str>, json: bool) -> anyhow::Result<()> {
-    let mut reporter = Reporter::new(json);
-    let mut on = |e: &Event| reporter.on(e);
-    let outcome = runtime()?.block_on(async {
-        let stop = StopSignal::install()?;
-        tokio::select! {
-            result = engine.serve(broker, &mut on) => result.map_err(anyhow::Error::from),
-            _ = stop.recv() => Ok(()),
-        }
-    });
-    reporter.finish(outcome)
 }
 
 /// `tandem-phone devices`.

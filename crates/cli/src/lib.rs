@@ -4,6 +4,7 @@
 
 pub mod broker;
 pub mod devices;
+pub mod messaging;
 pub mod output;
 
 use std::path::PathBuf;

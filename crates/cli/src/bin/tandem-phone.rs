@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use tandem_cli::devices::{self, ScanArgs};
+use tandem_cli::messaging::{self, Messaging};
 use tandem_cli::{Global, Read, exit_with, init_logging, output, run_read};
 use tandem_engine::{Engine, ImportOptions, Role};
 
@@ -58,7 +59,8 @@ enum Command {
     },
     /// Link a desktop: read its QR code (image or link text), confirm, send its history.
     Scan(ScanArgs),
-    /// Stay connected: serve linked devices (history sync resumptions, older pages).
+    /// Stay connected: messages, receipts, presence; serve linked devices (history sync
+    /// resumptions, older pages). With --json: one line per event.
     Run {
         /// The broker (default: the one of the last link).
         #[arg(long)]
@@ -74,6 +76,8 @@ enum Command {
         #[arg(long)]
         broker: Option<String>,
     },
+    #[command(flatten)]
+    Messaging(Messaging),
     #[command(flatten)]
     Read(Read),
 }
@@ -137,7 +141,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Scan(args) => devices::scan(&engine, &args, json)?,
-        Command::Run { broker } => devices::run(&engine, broker.as_deref(), json)?,
+        Command::Run { broker } => messaging::run(&engine, broker.as_deref(), json)?,
+        Command::Messaging(cmd) => {
+            drop(engine);
+            messaging::run_messaging(&cli.global.home(Role::Phone)?, &cmd, json)?;
+        }
         Command::Devices => devices::devices(&engine, json)?,
         Command::Unlink { device, broker } => {
             devices::unlink(&engine, &device, broker.as_deref(), json)?;

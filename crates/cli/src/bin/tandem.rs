@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use tandem_cli::devices::{self, LinkArgs};
+use tandem_cli::messaging::{self, Messaging};
 use tandem_cli::{Global, Read, exit_with, init_logging, run_read};
 use tandem_engine::{Engine, Role};
 
@@ -47,6 +48,11 @@ enum Command {
         #[arg(long, value_name = "SECS", default_value_t = 10)]
         timeout: u64,
     },
+    /// Stay connected: receive messages, receipts and presence, send the outbox, finish the
+    /// history sync. With --json: one line per event.
+    Run,
+    #[command(flatten)]
+    Messaging(Messaging),
     #[command(flatten)]
     Read(Read),
 }
@@ -78,6 +84,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let engine = Engine::open(&cli.global.home(Role::Desktop)?)?;
             devices::fetch(&engine, &chat, pages, timeout, cli.global.json)
+        }
+        Command::Run => {
+            let engine = Engine::open(&cli.global.home(Role::Desktop)?)?;
+            messaging::run(&engine, None, cli.global.json)
+        }
+        Command::Messaging(cmd) => {
+            messaging::run_messaging(&cli.global.home(Role::Desktop)?, &cmd, cli.global.json)
         }
         Command::Read(read) => {
             let engine = Engine::open(&cli.global.home(Role::Desktop)?)?;
