@@ -109,6 +109,45 @@ pub(crate) struct Pending {
     pub(crate) reply: oneshot::Sender<Reply>,
 }
 
+/// Hands work to a session running in this process ([`Engine::run_with`]): what the desktop
+/// app and the benchmarks use instead of the socket. Cloneable; every clone talks to the same
+/// session.
+#[derive(Debug, Clone)]
+pub struct SessionHandle {
+    pub(crate) tx: mpsc::Sender<Pending>,
+}
+
+/// The receiving end of a [`SessionHandle`], given to [`Engine::run_with`].
+#[derive(Debug)]
+pub struct SessionRequests {
+    pub(crate) rx: mpsc::Receiver<Pending>,
+}
+
+/// A handle and the requests it sends, for [`Engine::run_with`].
+#[must_use]
+pub fn session_channel() -> (SessionHandle, SessionRequests) {
+    let (tx, rx) = mpsc::channel(256);
+    (SessionHandle { tx }, SessionRequests { rx })
+}
+
+impl SessionHandle {
+    /// Does `request` in the running session and returns its reply (for a `send` with `wait`,
+    /// once the broker acknowledged the message).
+    ///
+    /// # Errors
+    /// [`Error::BadInput`] when the session is not running.
+    pub async fn call(&self, request: Request) -> Result<Reply> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send(Pending { request, reply })
+            .await
+            .map_err(|_| Error::BadInput("the session is not running".into()))?;
+        answer
+            .await
+            .map_err(|_| Error::BadInput("the session stopped before answering".into()))
+    }
+}
+
 /// The socket path of `home`.
 pub fn socket_path(home: &Path) -> PathBuf {
     home.join(SOCKET_FILE)
@@ -132,7 +171,7 @@ impl Drop for ControlServer {
 impl ControlServer {
     /// Listens on the home's socket; requests arrive on the returned channel. Refuses when
     /// another live process already listens there.
-    pub(crate) async fn start(home: &Path) -> Result<(Self, mpsc::Receiver<Pending>)> {
+    pub(crate) async fn start(home: &Path, tx: mpsc::Sender<Pending>) -> Result<Self> {
         let path = socket_path(home);
         if tokio::net::UnixStream::connect(&path).await.is_ok() {
             return Err(Error::BadInput(format!(
@@ -157,7 +196,6 @@ impl ControlServer {
                 },
             )?;
         }
-        let (tx, rx) = mpsc::channel(64);
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
@@ -171,7 +209,7 @@ impl ControlServer {
                 });
             }
         });
-        Ok((Self { path, task }, rx))
+        Ok(Self { path, task })
     }
 }
 

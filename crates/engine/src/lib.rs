@@ -30,7 +30,9 @@ use tandem_store::{KeySource, Store};
 
 pub use account::AccountCreated;
 pub use contacts::ContactView;
-pub use control::{Reply, Request, SOCKET_FILE, socket_path};
+pub use control::{
+    Reply, Request, SOCKET_FILE, SessionHandle, SessionRequests, session_channel, socket_path,
+};
 pub use desktop::{FetchReport, LinkOptions, SyncReport};
 pub use error::{Error, Result};
 pub use history::{PlanBound, RECENT_PER_CHAT, synced_message};

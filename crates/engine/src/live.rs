@@ -19,7 +19,7 @@ use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::contacts::{Directory, account_from, known_accounts};
-use crate::control::{ControlServer, Pending, Reply, Request};
+use crate::control::{ControlServer, Pending, Reply, Request, SessionRequests, session_channel};
 use crate::desktop::Until;
 use crate::identity::Identity;
 use crate::messaging::{Effect, display_name, seal_fanout};
@@ -445,12 +445,27 @@ impl Engine {
     /// [`crate::Error::NotLinked`]; [`crate::Error::Unlinked`] when the phone removed this
     /// device; broker and store errors.
     pub async fn run(&self, broker: Option<&str>, on: &mut dyn FnMut(&Event)) -> Result<()> {
-        let (_server, requests) = ControlServer::start(self.home()).await?;
+        let (handle, requests) = session_channel();
+        let _server = ControlServer::start(self.home(), handle.tx.clone()).await?;
+        self.run_with(broker, requests, on).await
+    }
+
+    /// [`Engine::run`] without the control socket: work comes from the [`crate::SessionHandle`] of
+    /// `requests` (for a front end in the same process, such as the desktop app).
+    ///
+    /// # Errors
+    /// As [`Engine::run`].
+    pub async fn run_with(
+        &self,
+        broker: Option<&str>,
+        requests: SessionRequests,
+        on: &mut dyn FnMut(&Event),
+    ) -> Result<()> {
         if self.is_primary()? {
-            self.serve_with(broker, crate::ServeUntil::Stopped, Some(requests), on)
+            self.serve_with(broker, crate::ServeUntil::Stopped, Some(requests.rx), on)
                 .await
         } else {
-            self.companion_session(Until::Forever, Some(requests), on)
+            self.companion_session(Until::Forever, Some(requests.rx), on)
                 .await
                 .map(|_| ())
         }
