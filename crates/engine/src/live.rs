@@ -496,6 +496,16 @@ impl Engine {
         }
     }
 
+    /// What waits to be sent: `(fan-out rows not yet sealed, sealed envelopes not yet
+    /// acknowledged by the broker)`.
+    ///
+    /// # Errors
+    /// On a store failure.
+    pub fn queued(&self) -> Result<(u64, u64)> {
+        let store = self.store();
+        Ok((store.fanout_len()?, store.outbox_len()?))
+    }
+
     /// Whether this device is its account's primary.
     pub(crate) fn is_primary(&self) -> Result<bool> {
         Ok(self.identity()?.account_key.is_some())
