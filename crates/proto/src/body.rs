@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use tandem_crypto::device_list::MAX_DEVICE_LIST_LEN;
-use tandem_crypto::{AccountId, ContactLink, CryptoRng, DeviceId};
+use tandem_crypto::{AccountId, AccountPublicKey, ContactLink, CryptoRng, DeviceId};
 
 use crate::header::MAX_BODY_LEN;
 use crate::{Error, Kind, MessageId, Result};
@@ -15,6 +15,19 @@ pub const MAX_TEXT_LEN: usize = 64 * 1024;
 pub const MAX_EMOJI_LEN: usize = 64;
 /// Most message ids in one receipt.
 pub const MAX_RECEIPT_IDS: usize = 1024;
+/// Most members of a group (its accounts, the sender's included).
+pub const MAX_GROUP_MEMBERS: usize = 256;
+/// Longest group or member name, in bytes of UTF-8.
+pub const MAX_NAME_LEN: usize = 128;
+
+/// A member of a group: the account key (the account id is derived from it) and a name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupMember {
+    /// The member's account key.
+    pub account_key: AccountPublicKey,
+    /// The name the group's members see.
+    pub name: String,
+}
 
 /// A group chat's id: 16 random bytes.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -182,6 +195,18 @@ pub enum Body {
         /// Everything up to and including this message has been read.
         read_up_to: Option<MessageId>,
     },
+    /// A group's name and member list, version `version` (only a higher version replaces
+    /// the one a device holds).
+    GroupInfo {
+        /// The group.
+        id: ChatId,
+        /// Grows with every change.
+        version: u64,
+        /// The group's name.
+        name: String,
+        /// Every member account, the sender's included (1..=256, no account twice).
+        members: Vec<GroupMember>,
+    },
 }
 
 fn encode_fields<T: Serialize>(fields: &T) -> Result<Vec<u8>> {
@@ -219,6 +244,7 @@ impl Body {
             Body::Unlink { .. } => Kind::Unlink,
             Body::ContactCard { .. } => Kind::ContactCard,
             Body::ChatState { .. } => Kind::ChatState,
+            Body::GroupInfo { .. } => Kind::GroupInfo,
         }
     }
 
@@ -236,7 +262,8 @@ impl Body {
             | Body::HistoryChunk { .. }
             | Body::DeviceListNotice { .. }
             | Body::Unlink { .. }
-            | Body::ContactCard { .. } => None,
+            | Body::ContactCard { .. }
+            | Body::GroupInfo { .. } => None,
         }
     }
 
@@ -270,6 +297,23 @@ impl Body {
             Body::ContactCard { link } => {
                 link.parse::<ContactLink>()
                     .map_err(|e| bad(&format!("contact link: {e}")))?;
+            }
+            Body::GroupInfo { name, members, .. } => {
+                if name.trim().is_empty() || name.len() > MAX_NAME_LEN {
+                    return Err(bad("a group name has 1 to 128 bytes"));
+                }
+                if members.is_empty() || members.len() > MAX_GROUP_MEMBERS {
+                    return Err(bad("a group has 1 to 256 members"));
+                }
+                let mut seen = std::collections::BTreeSet::new();
+                for member in members {
+                    if member.name.len() > MAX_NAME_LEN {
+                        return Err(bad("a member name has at most 128 bytes"));
+                    }
+                    if !seen.insert(member.account_key.account_id()) {
+                        return Err(bad("an account is listed twice"));
+                    }
+                }
             }
             Body::Delete { .. }
             | Body::Typing { .. }
@@ -307,6 +351,12 @@ impl Body {
                 archived,
                 read_up_to,
             } => encode_fields(&(chat, muted, pinned, archived, read_up_to)),
+            Body::GroupInfo {
+                id,
+                version,
+                name,
+                members,
+            } => encode_fields(&(id, version, name, members)),
         }?;
         if bytes.len() > MAX_BODY_LEN {
             return Err(Error::BodyTooLarge {
@@ -377,6 +427,15 @@ impl Body {
                     pinned,
                     archived,
                     read_up_to,
+                }
+            }
+            Kind::GroupInfo => {
+                let (id, version, name, members) = decode_fields(kind, bytes)?;
+                Body::GroupInfo {
+                    id,
+                    version,
+                    name,
+                    members,
                 }
             }
         };

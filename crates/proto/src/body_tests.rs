@@ -77,11 +77,40 @@ fn trailing_bytes_and_bad_bools_are_refused() {
 #[test]
 fn each_kind_byte_is_stable() {
     let bytes: Vec<u8> = Kind::ALL.iter().map(|k| k.byte()).collect();
-    assert_eq!(bytes, (1..=12).collect::<Vec<u8>>());
+    assert_eq!(bytes, (1..=13).collect::<Vec<u8>>());
     assert_eq!(Kind::from_byte(0), None);
-    assert_eq!(Kind::from_byte(13), None);
+    assert_eq!(Kind::from_byte(14), None);
     for kind in Kind::ALL {
         assert_eq!(Kind::from_byte(kind.byte()), Some(kind));
+    }
+}
+
+#[test]
+fn a_group_lists_each_account_once_with_bounded_names() {
+    let key = |seed: u8| tandem_crypto::AccountKey::from_secret_bytes(&[seed; 32]).public_key();
+    let member = |seed: u8, name: &str| GroupMember {
+        account_key: key(seed),
+        name: name.into(),
+    };
+    let group = |members: Vec<GroupMember>, name: &str| Body::GroupInfo {
+        id: ChatId([9; 16]),
+        version: 2,
+        name: name.into(),
+        members,
+    };
+    let ok = group(vec![member(1, "Alice"), member(2, "Bob")], "Trip");
+    let bytes = ok.encode().unwrap();
+    assert_eq!(Body::decode(Kind::GroupInfo, &bytes).unwrap(), ok);
+    for bad in [
+        group(vec![member(1, "Alice"), member(1, "Alice again")], "Trip"),
+        group(Vec::new(), "Trip"),
+        group(vec![member(1, "Alice")], "  "),
+        group(vec![member(1, &"x".repeat(MAX_NAME_LEN + 1))], "Trip"),
+    ] {
+        assert!(
+            matches!(bad.encode(), Err(Error::MalformedBody { kind: 13, .. })),
+            "{bad:?}"
+        );
     }
 }
 

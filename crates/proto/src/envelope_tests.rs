@@ -73,6 +73,15 @@ fn every_body(world: &mut World) -> Vec<Body> {
             archived: true,
             read_up_to: Some(target),
         },
+        Body::GroupInfo {
+            id: ChatId([4; 16]),
+            version: 1,
+            name: "Weekend".into(),
+            members: vec![crate::body::GroupMember {
+                account_key: world.alice.account.public_key(),
+                name: "Alice".into(),
+            }],
+        },
     ]
 }
 

@@ -71,7 +71,7 @@ impl fmt::Debug for Flags {
     }
 }
 
-/// The body kinds of format version 1, with their header kind bytes. Kinds 13-255 are
+/// The body kinds of format version 1, with their header kind bytes. Kinds 14-255 are
 /// unassigned: envelopes carrying them still decode and open (see `OpenedBody::Unsupported`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[repr(u8)]
@@ -100,11 +100,13 @@ pub enum Kind {
     ContactCard = 11,
     /// Mute / pin / archive / read marker of a chat (between own devices).
     ChatState = 12,
+    /// A group's name and members (a new version of them).
+    GroupInfo = 13,
 }
 
 impl Kind {
     /// Every kind of version 1.
-    pub const ALL: [Kind; 12] = [
+    pub const ALL: [Kind; 13] = [
         Kind::Text,
         Kind::Reply,
         Kind::Reaction,
@@ -117,6 +119,7 @@ impl Kind {
         Kind::Unlink,
         Kind::ContactCard,
         Kind::ChatState,
+        Kind::GroupInfo,
     ];
 
     /// The kind with header byte `byte`, if this version knows it.

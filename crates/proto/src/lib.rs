@@ -24,7 +24,7 @@ pub mod pairing;
 pub mod replay;
 pub mod sync;
 
-pub use body::{Body, ChatId, ChatRef, LocalChat, ReceiptKind};
+pub use body::{Body, ChatId, ChatRef, GroupMember, LocalChat, ReceiptKind};
 pub use envelope::{Opened, OpenedBody, SealParams, open_envelope, seal_envelope};
 pub use error::{Error, Result};
 pub use header::{Envelope, EnvelopeHeader, Flags, Kind};
