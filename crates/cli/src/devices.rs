@@ -217,6 +217,20 @@ impl Reporter {
                 devices,
             } => eprintln!("{account}: device list version {version}, {devices} devices"),
             Event::Contact { account, name } => eprintln!("New contact {name} ({account})"),
+            Event::Group {
+                name,
+                members,
+                member,
+                ..
+            } => eprintln!(
+                "Group {name}: {}{}",
+                members.join(", "),
+                if *member {
+                    ""
+                } else {
+                    " (you are no longer a member)"
+                }
+            ),
         }
         Ok(())
     }

@@ -66,6 +66,9 @@ pub enum Messaging {
         #[arg(long)]
         off: bool,
     },
+    /// Group chats: create one, add or remove members.
+    #[command(subcommand)]
+    Group(GroupCmd),
     /// Print this account's contact link (and its QR code).
     ContactLink,
     /// Add a contact from its contact link.
@@ -75,6 +78,33 @@ pub enum Messaging {
         /// The name to save it under (default: the name in the link).
         #[arg(long)]
         name: Option<String>,
+    },
+}
+
+/// `group ...`.
+#[derive(Debug, Subcommand)]
+pub enum GroupCmd {
+    /// Create a group with contacts (their saved names or account ids).
+    Create {
+        /// The group's name.
+        name: String,
+        /// The contacts to add.
+        #[arg(required = true)]
+        members: Vec<String>,
+    },
+    /// Add a contact to a group.
+    Add {
+        /// The group: its id or its exact name.
+        chat: String,
+        /// The contact.
+        member: String,
+    },
+    /// Remove a member from a group.
+    Remove {
+        /// The group: its id or its exact name.
+        chat: String,
+        /// The member (name or account id).
+        member: String,
     },
 }
 
@@ -110,6 +140,18 @@ fn request_of(cmd: &Messaging) -> Option<Request> {
         Messaging::ContactAdd { link, name } => Request::ContactAdd {
             link: link.clone(),
             name: name.clone(),
+        },
+        Messaging::Group(GroupCmd::Create { name, members }) => Request::GroupCreate {
+            name: name.clone(),
+            members: members.clone(),
+        },
+        Messaging::Group(GroupCmd::Add { chat, member }) => Request::GroupAdd {
+            chat: chat.clone(),
+            member: member.clone(),
+        },
+        Messaging::Group(GroupCmd::Remove { chat, member }) => Request::GroupRemove {
+            chat: chat.clone(),
+            member: member.clone(),
         },
         Messaging::ContactLink => return None,
     })
@@ -148,6 +190,15 @@ pub fn run_messaging(home: &Path, cmd: &Messaging, json: bool) -> anyhow::Result
         Messaging::Read { chat } => serde_json::to_value(engine.mark_read(chat)?)?,
         Messaging::ContactAdd { link, name } => {
             serde_json::to_value(engine.contact_add(link, name.as_deref())?)?
+        }
+        Messaging::Group(GroupCmd::Create { name, members }) => {
+            serde_json::to_value(engine.group_create(name, members)?)?
+        }
+        Messaging::Group(GroupCmd::Add { chat, member }) => {
+            serde_json::to_value(engine.group_add(chat, member)?)?
+        }
+        Messaging::Group(GroupCmd::Remove { chat, member }) => {
+            serde_json::to_value(engine.group_remove(chat, member)?)?
         }
         Messaging::Typing { .. } => {
             anyhow::bail!(

@@ -68,6 +68,27 @@ pub enum Request {
         /// Typing or stopped.
         on: bool,
     },
+    /// [`Engine::group_create`].
+    GroupCreate {
+        /// The group's name.
+        name: String,
+        /// Contacts (names or account ids).
+        members: Vec<String>,
+    },
+    /// [`Engine::group_add`].
+    GroupAdd {
+        /// The group (id or name).
+        chat: String,
+        /// The contact to add.
+        member: String,
+    },
+    /// [`Engine::group_remove`].
+    GroupRemove {
+        /// The group (id or name).
+        chat: String,
+        /// The member to remove.
+        member: String,
+    },
     /// [`Engine::contact_add`].
     ContactAdd {
         /// The contact link.

@@ -560,8 +560,7 @@ impl Engine {
                         Step::Nothing => {}
                         Step::OwnList => messenger.dir.set(id.list.clone()),
                         Step::Effects(effects) => {
-                            let contact =
-                                effects.iter().any(|e| matches!(e, Effect::Contact { .. }));
+                            let contact = effects.iter().any(Effect::adds_accounts);
                             self.emit(effects, on);
                             if contact {
                                 messenger.watch(self, &id, &mut conn)?;

@@ -10,6 +10,7 @@ mod contacts;
 mod control;
 mod desktop;
 mod error;
+mod groups;
 mod history;
 mod home;
 mod identity;

@@ -155,6 +155,19 @@ impl Messenger {
                     self.watch(engine, id, conn)?;
                     to_value(&view)
                 }
+                Request::GroupCreate { name, members } => {
+                    let view = engine.group_create(name, members)?;
+                    self.watch(engine, id, conn)?;
+                    to_value(&view)
+                }
+                Request::GroupAdd { chat, member } => {
+                    let view = engine.group_add(chat, member)?;
+                    self.watch(engine, id, conn)?;
+                    to_value(&view)
+                }
+                Request::GroupRemove { chat, member } => {
+                    to_value(&engine.group_remove(chat, member)?)
+                }
                 Request::Typing { chat, on } => {
                     for (to, envelope) in engine.typing_envelopes(id, &self.dir, chat, *on)? {
                         conn.publish_once(&topics::inbox(&to), envelope, false)?;
@@ -428,6 +441,17 @@ impl Engine {
                 Effect::Contact { account, name } => Event::Contact {
                     account: account.to_string(),
                     name,
+                },
+                Effect::Group {
+                    chat,
+                    name,
+                    members,
+                    member,
+                } => Event::Group {
+                    chat: chat.0.hyphenated().to_string(),
+                    name,
+                    members,
+                    member,
                 },
             };
             on(&event);

@@ -52,6 +52,20 @@ pub(crate) enum Effect {
     },
     /// A contact was added on another device of this account.
     Contact { account: AccountId, name: String },
+    /// A group was created or changed (`member`: whether this account is still in it).
+    Group {
+        chat: ChatId,
+        name: String,
+        members: Vec<String>,
+        member: bool,
+    },
+}
+
+impl Effect {
+    /// Whether the effect brings accounts whose device lists the session must watch.
+    pub(crate) fn adds_accounts(&self) -> bool {
+        matches!(self, Effect::Contact { .. } | Effect::Group { .. })
+    }
 }
 
 pub(crate) fn store_id(id: WireId) -> MessageId {
@@ -92,7 +106,17 @@ fn recipients(store: &Store, id: &Identity, chat: &ChatSummary) -> Result<Vec<Ac
     let mut out = Vec::new();
     match chat.kind {
         ChatKind::Group => {
-            for member in store.members(chat.id)? {
+            let members = store.members(chat.id)?;
+            if !members
+                .iter()
+                .any(|m| m.account.as_deref() == Some(id.account.as_bytes().as_slice()))
+            {
+                return Err(Error::BadInput(format!(
+                    "this account is not a member of {}",
+                    chat.name
+                )));
+            }
+            for member in members {
                 if let Some(account) = member.account.as_deref().and_then(account_from)
                     && account != id.account
                     && !out.contains(&account)
@@ -673,6 +697,15 @@ pub(crate) fn apply(
             if read_up_to.is_some() {
                 w.mark_chat_read(local)?;
             }
+        }
+        Body::GroupInfo { .. } => {
+            effects.extend(crate::groups::apply_group_info(
+                w,
+                store,
+                id,
+                &sender.account,
+                body,
+            )?);
         }
         Body::HistoryChunk { .. } | Body::DeviceListNotice { .. } | Body::Unlink { .. } => {
             return Ok(None);

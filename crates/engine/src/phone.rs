@@ -516,8 +516,7 @@ impl Engine {
                     match reply {
                         PhoneStep::Nothing => {}
                         PhoneStep::Effects(effects) => {
-                            let contact =
-                                effects.iter().any(|e| matches!(e, Effect::Contact { .. }));
+                            let contact = effects.iter().any(Effect::adds_accounts);
                             self.emit(effects, on);
                             if contact {
                                 messenger.watch(self, &id, &mut conn)?;

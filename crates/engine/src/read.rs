@@ -148,7 +148,7 @@ impl Engine {
     }
 }
 
-fn chat_view(c: &ChatSummary) -> ChatView {
+pub(crate) fn chat_view(c: &ChatSummary) -> ChatView {
     ChatView {
         id: c.id.0.hyphenated().to_string(),
         name: c.name.clone(),

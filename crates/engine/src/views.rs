@@ -297,6 +297,17 @@ pub enum Event {
         /// Devices in the list.
         devices: usize,
     },
+    /// A group was created or changed (name, members).
+    Group {
+        /// The chat id.
+        chat: String,
+        /// Its name.
+        name: String,
+        /// Its members' names.
+        members: Vec<String>,
+        /// Whether this account is (still) a member.
+        member: bool,
+    },
     /// A contact was added (here or on another device of this account).
     Contact {
         /// The account id.

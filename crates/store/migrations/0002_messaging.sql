@@ -30,3 +30,11 @@ CREATE TABLE reactions (
     ts      INTEGER NOT NULL,
     PRIMARY KEY (message, account)
 ) STRICT, WITHOUT ROWID;
+
+-- The version of each group's name and member list this device holds (GroupInfo bodies carry
+-- versions; only a higher one replaces it). The name and members themselves live in `chats`
+-- and `chat_members`.
+CREATE TABLE groups (
+    chat    BLOB    NOT NULL PRIMARY KEY REFERENCES chats (id) ON DELETE CASCADE,
+    version INTEGER NOT NULL CHECK (version >= 0)
+) STRICT, WITHOUT ROWID;

@@ -191,6 +191,39 @@ impl Writer<'_> {
             .collect())
     }
 
+    /// The version of a group's member list held here, if the group is known.
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub fn group_version(&self, chat: ChatId) -> Result<Option<u64>> {
+        self.conn
+            .prepare_cached("SELECT version FROM groups WHERE chat = ?1")
+            .ctx("reading a group's version")?
+            .query_row([chat], |r| r.get(0))
+            .optional()
+            .ctx("reading a group's version")
+    }
+
+    /// Records the version of a group's member list (the chat must exist).
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub fn set_group_version(&mut self, chat: ChatId, version: u64) -> Result<()> {
+        let version = i64::try_from(version).map_err(|_| crate::Error::OutOfRange {
+            what: "group version",
+            value: version.to_string(),
+        })?;
+        self.conn
+            .prepare_cached(
+                "INSERT INTO groups (chat, version) VALUES (?1, ?2) \
+                 ON CONFLICT (chat) DO UPDATE SET version = excluded.version",
+            )
+            .ctx("recording a group's version")?
+            .execute(params![chat, version])
+            .ctx("recording a group's version")?;
+        Ok(())
+    }
+
     /// The chat a message belongs to, if the message is stored.
     ///
     /// # Errors
