@@ -487,12 +487,22 @@ impl Engine {
                     (true, _) => CATCH_UP_QUIET,
                 };
             let deadline = give_up.map_or(resume_at, |g| g.min(resume_at));
-            let incoming = match messenger.next(&mut conn, Some(deadline)).await? {
-                Wake::Mqtt(incoming) => incoming,
-                Wake::Request(pending) => {
-                    messenger.handle(self, &id, &mut conn, pending, on)?;
-                    continue;
-                }
+            let (incoming, kept) = match messenger.released() {
+                Some((row, payload)) => (
+                    Incoming::Publish(rumqttc::Publish::new(
+                        topics::inbox(&id.device),
+                        rumqttc::QoS::AtLeastOnce,
+                        payload,
+                    )),
+                    Some(row),
+                ),
+                None => match messenger.next(&mut conn, Some(deadline)).await? {
+                    Wake::Mqtt(incoming) => (incoming, None),
+                    Wake::Request(pending) => {
+                        messenger.handle(self, &id, &mut conn, pending, on)?;
+                        continue;
+                    }
+                },
             };
             match incoming {
                 Incoming::Connected => {
@@ -544,6 +554,13 @@ impl Engine {
                     quiet_since = Instant::now();
                 }
                 Incoming::Publish(p) => {
+                    if kept.is_none()
+                        && p.topic == topics::inbox(&id.device)
+                        && messenger.keep(self, &id, &p.payload)?
+                    {
+                        conn.ack(&p)?;
+                        continue;
+                    }
                     let step = if p.topic == topics::devices(&id.account) {
                         self.on_own_list(&mut id, &p.payload)?
                     } else if p.topic == topics::inbox(&id.device) {
@@ -552,7 +569,10 @@ impl Engine {
                         messenger.on_topic(self, &id, &mut conn, &p, on)?;
                         Step::Nothing
                     };
-                    conn.ack(&p)?;
+                    match kept {
+                        Some(row) => Messenger::handled(self, row)?,
+                        None => conn.ack(&p)?,
+                    }
                     if finished.is_some() {
                         quiet_since = Instant::now();
                     }

@@ -9,11 +9,12 @@
 //! (receivers drop the repeat), and rows in flight on a live connection are left to `rumqttc`,
 //! which sends them again after a reconnection.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use rumqttc::Publish;
 use serde::{Deserialize, Serialize};
 use tandem_crypto::DeviceId;
+use tandem_proto::Envelope;
 use tandem_store::{MessageId, MessageStatus, OutboxId};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
@@ -72,6 +73,9 @@ pub(crate) struct Messenger {
     requests: Option<mpsc::Receiver<Pending>>,
     /// Replies to send once a message is acknowledged by the broker (`send --wait`).
     waiters: HashMap<MessageId, Vec<oneshot::Sender<Reply>>>,
+    /// Kept inbox envelopes (see [`Messenger::keep`]) ready to handle: `(backlog row,
+    /// payload)`.
+    released: VecDeque<(i64, Vec<u8>)>,
 }
 
 /// What woke a session loop.
@@ -90,14 +94,57 @@ impl Messenger {
         id: &Identity,
         requests: Option<mpsc::Receiver<Pending>>,
     ) -> Result<Self> {
+        let dir = Directory::load(engine.store(), id)?;
+        let store = engine.store();
+        // Envelopes kept while linking, and those whose sender's list came before a restart.
+        let mut released: VecDeque<(i64, Vec<u8>)> = store.backlog(None)?.into();
+        for account in store.backlog_accounts()? {
+            if account_from(&account).is_some_and(|a| dir.get(&a).is_some()) {
+                released.extend(store.backlog(Some(&account))?);
+            }
+        }
         Ok(Self {
-            dir: Directory::load(engine.store(), id)?,
+            dir,
             in_flight: HashMap::new(),
             watched: HashSet::new(),
             presence_of: HashMap::new(),
             requests,
             waiters: HashMap::new(),
+            released,
         })
+    }
+
+    /// Keeps an inbox envelope from an account whose device list should come but has not yet
+    /// (a group member met a moment ago) until it does: stored, so the caller acknowledges it
+    /// now (brokers want acknowledgements in order). Returns false for anything else.
+    pub(crate) fn keep(&mut self, engine: &Engine, id: &Identity, payload: &[u8]) -> Result<bool> {
+        let sender = match Envelope::decode(payload) {
+            Ok(envelope) => envelope.header().sender.account,
+            Err(_) => return Ok(false),
+        };
+        if sender == id.account
+            || self.dir.get(&sender).is_some()
+            || !known_accounts(engine.store())?.contains(&sender)
+        {
+            return Ok(false);
+        }
+        tracing::debug!(%sender, "keeping an envelope until its sender's device list arrives");
+        engine
+            .store()
+            .write(|w| w.add_backlog(Some(sender.as_bytes().as_slice()), payload, now_ms()))?;
+        Ok(true)
+    }
+
+    /// The next kept envelope to handle now: `(backlog row, payload)`; the caller removes the
+    /// row once handled ([`Messenger::handled`]).
+    pub(crate) fn released(&mut self) -> Option<(i64, Vec<u8>)> {
+        self.released.pop_front()
+    }
+
+    /// A kept envelope was handled.
+    pub(crate) fn handled(engine: &Engine, row: i64) -> Result<()> {
+        engine.store().write(|w| w.remove_backlog(row))?;
+        Ok(())
     }
 
     /// Waits for the connection or for handed-over work.
@@ -214,6 +261,7 @@ impl Messenger {
             }
             let topic = topics::devices(&account);
             if self.watched.insert(topic.clone()) {
+                tracing::debug!(%account, "watching a device list");
                 conn.subscribe(&topic)?;
             }
             if let Some(list) = self.dir.get(&account) {
@@ -264,6 +312,7 @@ impl Messenger {
         if store.fanout_len()? > 0 {
             loop {
                 let sealed = store.write_durable(|w| seal_fanout(w, id, &self.dir))?;
+                tracing::debug!(sealed, "sealed fan-out rows");
                 if sealed == 0 {
                     break;
                 }
@@ -287,6 +336,11 @@ impl Messenger {
                 self.in_flight.insert(row.id.0, row.message_id);
                 handed += 1;
             }
+            tracing::debug!(
+                handed,
+                in_flight = self.in_flight.len(),
+                "outbox rows handed to the broker"
+            );
             if handed < PUBLISH_BATCH {
                 return Ok(());
             }
@@ -305,6 +359,7 @@ impl Messenger {
             return Ok(());
         };
         let Some(message) = self.in_flight.remove(&tag) else {
+            tracing::debug!(tag, "an acknowledgement of a row not in flight");
             return Ok(());
         };
         let sent = engine.store().write(|w| -> Result<bool> {
@@ -350,6 +405,7 @@ impl Messenger {
         on: &mut dyn FnMut(&Event),
     ) -> Result<bool> {
         if !self.watched.contains(publish.topic.as_str()) {
+            tracing::debug!(topic = %publish.topic, "a publish on a topic not watched");
             return Ok(false);
         }
         if let Some(device) = self.presence_of.get(publish.topic.as_str()).copied() {
@@ -378,6 +434,12 @@ impl Messenger {
             .write_durable(|w| dir.accept(w, &account, &publish.payload));
         match accepted {
             Ok(true) => {
+                tracing::debug!(%account, "took a device list");
+                self.released.extend(
+                    engine
+                        .store()
+                        .backlog(Some(account.as_bytes().as_slice()))?,
+                );
                 if let Some(list) = self.dir.get(&account) {
                     on(&Event::Devices {
                         account: account.to_string(),
@@ -388,7 +450,7 @@ impl Messenger {
                 self.watch(engine, id, conn)?;
                 self.flush(engine, id, conn)?;
             }
-            Ok(false) => {}
+            Ok(false) => tracing::debug!(%account, "a device list already held"),
             Err(e) => tracing::warn!(%account, error = %e, "ignoring a device list"),
         }
         Ok(true)

@@ -12,6 +12,8 @@ use std::time::Duration;
 
 use rumqttc::{AsyncClient, ConnectionError, Event, EventLoop, Outgoing, Packet, Publish, QoS};
 use tandem_net::{BrokerUrl, ClientSettings, mqtt_options};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::{Error, Result};
@@ -26,6 +28,39 @@ const FIRST_CONNECT_GRACE: Duration = Duration::from_secs(5);
 const MIN_BACKOFF: Duration = Duration::from_millis(250);
 /// The longest pause between connection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(8);
+
+/// One result of polling the event loop.
+type Polled = std::result::Result<Event, ConnectionError>;
+
+/// Events the driver task may poll ahead of its owner.
+const POLLED_CAPACITY: usize = 256;
+
+/// Polls `events` on its own task and hands every result over in order. `rumqttc`'s `poll`
+/// is not cancel-safe (a packet taken from the request queue can be left unwritten, or
+/// written and unflushed, when the future is dropped), so the owner, which waits on deadlines
+/// and on other work, only ever waits on this channel. After a failed poll the task pauses
+/// (doubling up to [`MAX_BACKOFF`], reset by a connection) before it tries again.
+fn spawn_driver(mut events: EventLoop) -> (mpsc::Receiver<Polled>, JoinHandle<()>) {
+    let (tx, rx) = mpsc::channel(POLLED_CAPACITY);
+    let task = tokio::spawn(async move {
+        let mut backoff = MIN_BACKOFF;
+        loop {
+            let polled = events.poll().await;
+            let failed = polled.is_err();
+            if matches!(polled, Ok(Event::Incoming(Packet::ConnAck(_)))) {
+                backoff = MIN_BACKOFF;
+            }
+            if tx.send(polled).await.is_err() {
+                return;
+            }
+            if failed {
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+    });
+    (rx, task)
+}
 
 /// What [`Connection::next`] returns.
 #[derive(Debug)]
@@ -71,7 +106,11 @@ pub(crate) mod topics {
 pub(crate) struct Connection {
     url: BrokerUrl,
     client: AsyncClient,
-    events: EventLoop,
+    /// The event loop until the first poll moves it into its driver task.
+    events: Option<EventLoop>,
+    /// What the driver task polled, in order.
+    polled: Option<mpsc::Receiver<Polled>>,
+    driver: Option<JoinHandle<()>>,
     subscriptions: Vec<String>,
     subscribes_sent: u64,
     subacks: u64,
@@ -89,8 +128,6 @@ pub(crate) struct Connection {
     last_error: Option<String>,
     /// Keep retrying a broker that never answered (a long-running session) instead of failing.
     patient: bool,
-    /// The pause before the next attempt; doubles per failure up to [`MAX_BACKOFF`].
-    backoff: Duration,
     /// Whether this outage was reported.
     reported: bool,
 }
@@ -101,6 +138,14 @@ impl std::fmt::Debug for Connection {
             .field("url", &self.url.to_string())
             .field("subscriptions", &self.subscriptions)
             .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        if let Some(task) = self.driver.take() {
+            task.abort();
+        }
     }
 }
 
@@ -131,7 +176,9 @@ impl Connection {
         Ok(Self {
             url,
             client,
-            events,
+            events: Some(events),
+            polled: None,
+            driver: None,
             subscriptions: Vec::new(),
             subscribes_sent: 0,
             subacks: 0,
@@ -145,7 +192,6 @@ impl Connection {
             failing_since: None,
             last_error: None,
             patient: false,
-            backoff: MIN_BACKOFF,
             reported: false,
         })
     }
@@ -286,11 +332,24 @@ impl Connection {
         }
         if self.client.try_disconnect().is_ok() {
             let deadline = Instant::now() + Duration::from_secs(2);
-            while let Ok(Ok(event)) = tokio::time::timeout_at(deadline, self.events.poll()).await {
+            while let Ok(Some(Ok(event))) = tokio::time::timeout_at(deadline, self.poll()).await {
                 if matches!(event, Event::Outgoing(rumqttc::Outgoing::Disconnect)) {
                     break;
                 }
             }
+        }
+    }
+
+    /// The next polled result, from the driver task (started on the first call). Cancel-safe.
+    async fn poll(&mut self) -> Option<Polled> {
+        if let Some(events) = self.events.take() {
+            let (rx, task) = spawn_driver(events);
+            self.polled = Some(rx);
+            self.driver = Some(task);
+        }
+        match &mut self.polled {
+            Some(rx) => rx.recv().await,
+            None => None,
         }
     }
 
@@ -300,11 +359,17 @@ impl Connection {
     pub(crate) async fn next(&mut self, deadline: Option<Instant>) -> Result<Incoming> {
         loop {
             let polled = match deadline {
-                Some(at) => match tokio::time::timeout_at(at, self.events.poll()).await {
+                Some(at) => match tokio::time::timeout_at(at, self.poll()).await {
                     Ok(polled) => polled,
                     Err(_) => return Ok(Incoming::Timeout),
                 },
-                None => self.events.poll().await,
+                None => self.poll().await,
+            };
+            let Some(polled) = polled else {
+                return Err(Error::Broker {
+                    url: self.url.to_string(),
+                    reason: "the connection's event loop stopped".into(),
+                });
             };
             match polled {
                 Ok(Event::Incoming(Packet::ConnAck(_))) => {
@@ -312,7 +377,6 @@ impl Connection {
                     self.connected = true;
                     self.ever_connected = true;
                     self.failing_since = None;
-                    self.backoff = MIN_BACKOFF;
                     self.reported = false;
                     self.last_error = None;
                     // The first connection sends the subscriptions queued before it; a
@@ -348,7 +412,7 @@ impl Connection {
                 }
                 Ok(_) => {}
                 Err(e) => {
-                    if let Some(reason) = self.on_error(e, deadline).await? {
+                    if let Some(reason) = self.on_error(&e)? {
                         return Ok(Incoming::Down(reason));
                     }
                 }
@@ -356,13 +420,9 @@ impl Connection {
         }
     }
 
-    /// Handles a failed poll: waits before the next attempt (backing off), and returns the
+    /// Handles a failed poll (the driver task pauses before the next attempt) and returns the
     /// reason the first time an outage is seen.
-    async fn on_error(
-        &mut self,
-        e: ConnectionError,
-        deadline: Option<Instant>,
-    ) -> Result<Option<String>> {
+    fn on_error(&mut self, e: &ConnectionError) -> Result<Option<String>> {
         self.connected = false;
         let now = Instant::now();
         let reason = e.to_string();
@@ -378,12 +438,6 @@ impl Connection {
             tracing::warn!(broker = %self.url, error = %reason, "broker connection lost; retrying");
             self.last_error = Some(reason.clone());
         }
-        let pause = Instant::now() + self.backoff;
-        if self.patient || self.ever_connected {
-            self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
-        }
-        let until = deadline.map_or(pause, |d| d.min(pause));
-        tokio::time::sleep_until(until).await;
         if self.reported {
             return Ok(None);
         }

@@ -180,7 +180,6 @@ impl Engine {
         )?;
         conn.subscribe(&topics::inbox(&id.device))?;
         let mut outputs = first;
-        let mut held = Vec::new();
         loop {
             let mut linked = None;
             for output in std::mem::take(&mut outputs) {
@@ -236,8 +235,10 @@ impl Engine {
                         conn.ack(&p)?;
                         out
                     } else {
-                        // Messages for this device: handled (and acknowledged) once linked.
-                        held.push(p);
+                        // Messages for this device: kept, handled once linked.
+                        self.store()
+                            .write(|w| w.add_backlog(None, &p.payload, now_ms()))?;
+                        conn.ack(&p)?;
                         Vec::new()
                     }
                 }
@@ -248,7 +249,7 @@ impl Engine {
                 | Incoming::Down(_) => Vec::new(),
             };
         }
-        self.serve_on(conn, ServeUntil::SyncComplete(sync_id), held, None, on)
+        self.serve_on(conn, ServeUntil::SyncComplete(sync_id), None, on)
             .await
     }
 
@@ -388,9 +389,7 @@ impl Engine {
         if until == ServeUntil::Stopped {
             conn.set_patient();
         }
-        self.serve_on(conn, until, Vec::new(), requests, on)
-            .await
-            .map(|_| ())
+        self.serve_on(conn, until, requests, on).await.map(|_| ())
     }
 
     fn outgoing_syncs(&self) -> Result<HashMap<SyncId, Outgoing>> {
@@ -429,7 +428,6 @@ impl Engine {
         &self,
         mut conn: Connection,
         until: ServeUntil,
-        held: Vec<rumqttc::Publish>,
         requests: Option<tokio::sync::mpsc::Receiver<crate::control::Pending>>,
         on: &mut dyn FnMut(&Event),
     ) -> Result<SyncReport> {
@@ -450,13 +448,19 @@ impl Engine {
         for (sync_id, sync) in &mut syncs {
             self.pump(&mut conn, &id, *sync_id, sync)?;
         }
-        let mut held = held.into_iter();
         loop {
             let deadline = (until == ServeUntil::Drained).then(|| quiet_since + DRAIN_QUIET);
-            let incoming = match held.next() {
-                Some(p) => Incoming::Publish(p),
+            let (incoming, kept) = match messenger.released() {
+                Some((row, payload)) => (
+                    Incoming::Publish(rumqttc::Publish::new(
+                        topics::inbox(&id.device),
+                        rumqttc::QoS::AtLeastOnce,
+                        payload,
+                    )),
+                    Some(row),
+                ),
                 None => match messenger.next(&mut conn, deadline).await? {
-                    Wake::Mqtt(incoming) => incoming,
+                    Wake::Mqtt(incoming) => (incoming, None),
                     Wake::Request(pending) => {
                         messenger.handle(self, &id, &mut conn, pending, on)?;
                         continue;
@@ -511,8 +515,15 @@ impl Engine {
                         conn.ack(&p)?;
                         continue;
                     }
+                    if kept.is_none() && messenger.keep(self, &id, &p.payload)? {
+                        conn.ack(&p)?;
+                        continue;
+                    }
                     let reply = self.on_phone_inbox(&id, &messenger, &mut syncs, &p.payload)?;
-                    conn.ack(&p)?;
+                    match kept {
+                        Some(row) => Messenger::handled(self, row)?,
+                        None => conn.ack(&p)?,
+                    }
                     match reply {
                         PhoneStep::Nothing => {}
                         PhoneStep::Effects(effects) => {

@@ -26,7 +26,18 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
+/// `TANDEM_LOG=debug cargo test ...` shows the engine's logs.
+fn logs() {
+    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_env("TANDEM_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_test_writer()
+            .try_init();
+    }
+}
+
 fn open(home: &Path) -> Engine {
+    logs();
     Engine::open_with(home, KeychainUse::Off).unwrap()
 }
 
@@ -118,7 +129,7 @@ impl Drop for Running {
 
 struct World {
     broker: EmbeddedBroker,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     alice_phone: PathBuf,
     alice_laptop: PathBuf,
     bob_phone: PathBuf,
@@ -135,7 +146,7 @@ impl World {
             alice_phone: dir.path().join("alice-phone"),
             alice_laptop: dir.path().join("alice-laptop"),
             bob_phone: dir.path().join("bob-phone"),
-            _dir: dir,
+            dir,
         };
         open(&world.alice_phone)
             .init_primary("Alice", Some(&url))
@@ -159,16 +170,38 @@ impl World {
         self.broker.url().to_string()
     }
 
+    /// A third phone, Carol's, in Alice's contacts (and Alice in hers); not Bob's.
+    fn carol(&self) -> PathBuf {
+        let home = self.dir.path().join("carol-phone");
+        open(&home)
+            .init_primary("Carol", Some(&self.url()))
+            .unwrap();
+        let carol_link = open(&home).contact_link().unwrap();
+        let alice_link = open(&self.alice_phone).contact_link().unwrap();
+        open(&self.alice_phone)
+            .contact_add(&carol_link, None)
+            .unwrap();
+        open(&home).contact_add(&alice_link, None).unwrap();
+        home
+    }
+
     fn link_laptop(&self) {
+        link(&self.alice_phone, &self.alice_laptop, &self.url());
+    }
+}
+
+/// Links a new companion at `home` to the phone at `phone_home`.
+fn link(phone_home: &Path, home: &Path, url: &str) {
+    {
         let (codes, first) = mpsc::channel::<String>();
         let options = LinkOptions {
-            broker: self.url(),
+            broker: url.to_owned(),
             name: "Alice's laptop".into(),
             platform: "linux".into(),
             schedule: QrSchedule::default(),
             sync_timeout: Some(Duration::from_secs(30)),
         };
-        let home = self.alice_laptop.clone();
+        let home = home.to_path_buf();
         let laptop = thread::spawn(move || {
             let engine = open(&home);
             let mut on = |e: &Event| {
@@ -179,7 +212,7 @@ impl World {
             runtime().block_on(engine.link(&options, &mut on)).unwrap();
         });
         let code = first.recv_timeout(Duration::from_secs(10)).unwrap();
-        let phone = open(&self.alice_phone);
+        let phone = open(phone_home);
         runtime()
             .block_on(async {
                 let link = Engine::parse_link(&code)?;
@@ -256,4 +289,153 @@ fn bob_writes_alice_answers_from_her_laptop_and_every_device_agrees() {
     assert_eq!(texts(&open(&world.bob_phone), "Alice"), bob_side);
     let on_phone = open(&world.alice_phone).history("Bob", 10, None).unwrap();
     assert_eq!(on_phone[1].status, Some("read"));
+}
+
+fn ask_ok(running: &Running, request: Request) -> String {
+    running.ask(request)["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// What a chat looks like on one device: text, whether it is a reply, reactions, marks.
+fn shape(engine: &Engine, chat: &str) -> Vec<(String, bool, Vec<String>, bool, bool)> {
+    engine
+        .history(chat, 100, None)
+        .unwrap()
+        .into_iter()
+        .map(|m| {
+            (
+                m.text,
+                m.reply_to.is_some(),
+                m.reactions.into_iter().map(|r| r.emoji).collect(),
+                m.edited,
+                m.deleted,
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn replies_reactions_edits_and_deletes_look_the_same_on_every_device() {
+    let world = World::new();
+    let url = world.url();
+    let alice_phone = Running::start(&world.alice_phone, &url);
+    let laptop = Running::start(&world.alice_laptop, &url);
+    let bob = Running::start(&world.bob_phone, &url);
+
+    let (question, _) = bob.send("Alice", "Dinner at 8?");
+    laptop.wait_for("the question", is_message("Dinner at 8?"));
+    let answer = ask_ok(
+        &laptop,
+        Request::Send {
+            chat: "Bob".into(),
+            text: "Yes!".into(),
+            reply: Some(question.clone()),
+            wait: true,
+        },
+    );
+    bob.wait_for("the answer", is_message("Yes!"));
+    ask_ok(
+        &bob,
+        Request::React {
+            message: answer.clone(),
+            emoji: "👍".into(),
+        },
+    );
+    ask_ok(
+        &bob,
+        Request::Edit {
+            message: question.clone(),
+            text: "Dinner at 9?".into(),
+        },
+    );
+    // Events come in order: the reaction, then the edit.
+    alice_phone.wait_for("the reaction", |e| {
+        matches!(e, Event::Update { message } if message.reactions.iter().any(|r| r.emoji == "👍"))
+    });
+    for device in [&alice_phone, &laptop] {
+        device.wait_for(
+            "the edit",
+            |e| matches!(e, Event::Update { message } if message.text == "Dinner at 9?"),
+        );
+    }
+    // Alice deletes her answer from the phone, though she wrote it on the laptop.
+    ask_ok(&alice_phone, Request::Delete { message: answer });
+    for device in [&laptop, &bob] {
+        device.wait_for(
+            "the delete",
+            |e| matches!(e, Event::Update { message } if message.deleted),
+        );
+    }
+    drop((alice_phone, laptop, bob));
+
+    let on_phone = shape(&open(&world.alice_phone), "Bob");
+    assert_eq!(
+        on_phone,
+        vec![
+            ("Dinner at 9?".to_owned(), false, vec![], true, false),
+            (String::new(), true, vec!["👍".to_owned()], false, true),
+        ]
+    );
+    assert_eq!(shape(&open(&world.alice_laptop), "Bob"), on_phone);
+    assert_eq!(shape(&open(&world.bob_phone), "Alice"), on_phone);
+}
+
+#[test]
+fn a_group_of_three_accounts_reaches_every_member_device() {
+    let world = World::new();
+    let carol_home = world.carol();
+    let url = world.url();
+    let alice_phone = Running::start(&world.alice_phone, &url);
+    let laptop = Running::start(&world.alice_laptop, &url);
+    let bob = Running::start(&world.bob_phone, &url);
+    let carol = Running::start(&carol_home, &url);
+
+    // Alice's laptop has Bob from the link; Carol was added on the phone before: the laptop
+    // learned her from its history sync offer? No: she was added after the link, so the phone
+    // told the laptop with a contact card.
+    let group = alice_phone.ask(Request::GroupCreate {
+        name: "Trip".into(),
+        members: vec!["Bob".into(), "Carol".into()],
+    });
+    let group_id = group["id"].as_str().unwrap().to_owned();
+    for device in [&laptop, &bob, &carol] {
+        device.wait_for("the new group", |e| {
+            matches!(e, Event::Group { name, members, member: true, .. }
+                if name == "Trip" && members.len() == 3)
+        });
+    }
+    // Carol and Bob never met: each learns the other's devices from the group.
+    carol.send(&group_id, "Hi all, Carol here");
+    for device in [&alice_phone, &laptop, &bob] {
+        device.wait_for("Carol's group message", is_message("Hi all, Carol here"));
+    }
+    bob.send(&group_id, "Hello Carol");
+    carol.wait_for("Bob's group message", is_message("Hello Carol"));
+
+    // Carol leaves (Alice removes her): she gets nothing of the group from then on.
+    alice_phone.ask(Request::GroupRemove {
+        chat: group_id.clone(),
+        member: "Carol".into(),
+    });
+    carol.wait_for("her removal", |e| {
+        matches!(e, Event::Group { member: false, .. })
+    });
+    bob.wait_for(
+        "Carol's removal",
+        |e| matches!(e, Event::Group { members, .. } if members.len() == 2),
+    );
+    bob.send(&group_id, "Just us now");
+    laptop.wait_for("the message after the removal", is_message("Just us now"));
+    drop((alice_phone, laptop, bob, carol));
+    let on_carol: Vec<String> = open(&carol_home)
+        .history(&group_id, 10, None)
+        .unwrap()
+        .into_iter()
+        .map(|m| m.text)
+        .collect();
+    assert_eq!(on_carol, vec!["Hi all, Carol here", "Hello Carol"]);
+    let on_laptop = texts(&open(&world.alice_laptop), &group_id);
+    assert_eq!(on_laptop.len(), 3);
 }

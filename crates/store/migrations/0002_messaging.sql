@@ -38,3 +38,16 @@ CREATE TABLE groups (
     chat    BLOB    NOT NULL PRIMARY KEY REFERENCES chats (id) ON DELETE CASCADE,
     version INTEGER NOT NULL CHECK (version >= 0)
 ) STRICT, WITHOUT ROWID;
+
+-- Envelopes taken from the inbox (and acknowledged to the broker, which wants acknowledgements
+-- in order) but not handled yet: from an account whose device list has not arrived
+-- (`account` set), or received while linking a device (`account` NULL). Handled, and removed,
+-- once the list arrives or the session loop starts.
+CREATE TABLE inbox_backlog (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    account     BLOB,
+    payload     BLOB    NOT NULL,
+    received_at INTEGER NOT NULL DEFAULT 0
+) STRICT;
+
+CREATE INDEX inbox_backlog_account ON inbox_backlog (account, id);

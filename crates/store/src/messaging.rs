@@ -224,6 +224,36 @@ impl Writer<'_> {
         Ok(())
     }
 
+    /// Keeps an inbox envelope to handle later (see the `inbox_backlog` table): once the list
+    /// of `account` arrives, or (`None`) when the session loop starts. Returns the row id.
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub fn add_backlog(&mut self, account: Option<&[u8]>, payload: &[u8], now: i64) -> Result<i64> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO inbox_backlog (account, payload, received_at) VALUES (?1, ?2, ?3) \
+                 RETURNING id",
+            )
+            .ctx("keeping an envelope for later")?
+            .query_row(params![account, payload, now], |r| r.get(0))
+            .ctx("keeping an envelope for later")
+    }
+
+    /// Removes a handled backlog row.
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub fn remove_backlog(&mut self, id: i64) -> Result<bool> {
+        let n = self
+            .conn
+            .prepare_cached("DELETE FROM inbox_backlog WHERE id = ?1")
+            .ctx("clearing a kept envelope")?
+            .execute([id])
+            .ctx("clearing a kept envelope")?;
+        Ok(n > 0)
+    }
+
     /// The chat a message belongs to, if the message is stored.
     ///
     /// # Errors
@@ -286,6 +316,45 @@ impl Store {
                 .ctx("reading the fan-out queue")?;
             rows.collect::<rusqlite::Result<_>>()
                 .ctx("reading the fan-out queue")
+        })
+    }
+
+    /// Kept inbox envelopes of `account` (`None`: those kept while linking), oldest first:
+    /// `(row id, payload)`.
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub fn backlog(&self, account: Option<&[u8]>) -> Result<Vec<(i64, Vec<u8>)>> {
+        self.read(|conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT id, payload FROM inbox_backlog WHERE account IS ?1 ORDER BY id",
+                )
+                .ctx("reading kept envelopes")?;
+            let rows = stmt
+                .query_map([account], |r| Ok((r.get(0)?, r.get(1)?)))
+                .ctx("reading kept envelopes")?;
+            rows.collect::<rusqlite::Result<_>>()
+                .ctx("reading kept envelopes")
+        })
+    }
+
+    /// The accounts that have kept inbox envelopes.
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub fn backlog_accounts(&self) -> Result<Vec<Vec<u8>>> {
+        self.read(|conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT DISTINCT account FROM inbox_backlog WHERE account IS NOT NULL",
+                )
+                .ctx("reading kept envelopes")?;
+            let rows = stmt
+                .query_map([], |r| r.get(0))
+                .ctx("reading kept envelopes")?;
+            rows.collect::<rusqlite::Result<_>>()
+                .ctx("reading kept envelopes")
         })
     }
 
