@@ -1,6 +1,13 @@
 //! A real Mosquitto broker for tests: its own config file and data in a temporary directory,
 //! a free port on 127.0.0.1, restart with persistence, stopped on drop.
 //!
+//! Two flavours:
+//! - [`Mosquitto`]: one plain, anonymous listener (the conformance suite).
+//! - [`DeployedMosquitto`]: the configuration shipped in `docs/broker/` (TLS device and
+//!   pairing listeners, per-device passwords, per-device ACLs), read from the repository and
+//!   adapted only in ports and paths, with certificates made by the shipped `make-certs.sh`
+//!   and passwords hashed by `mosquitto_passwd -U` as the README says.
+//!
 //! The rule when `mosquitto` is missing: [`Mosquitto::start`] fails with
 //! [`Error::MosquittoMissing`], which says how to install it. [`Mosquitto::start_or_skip`]
 //! returns `Ok(None)` instead only when `TANDEM_SKIP_MOSQUITTO=1` is set, and prints why. A
@@ -14,13 +21,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use tandem_net::BrokerUrl;
+use tandem_net::{BrokerUrl, Credentials, Scheme, TlsTrust};
 use tempfile::TempDir;
 
 use crate::error::{Error, Result, io};
 
 /// Environment variable naming the `mosquitto` binary to use.
 pub const MOSQUITTO_ENV: &str = "TANDEM_MOSQUITTO";
+
+/// Environment variable naming the `mosquitto_passwd` binary to use.
+pub const MOSQUITTO_PASSWD_ENV: &str = "TANDEM_MOSQUITTO_PASSWD";
 
 /// Environment variable that, set to `1`, lets tests skip when Mosquitto is not installed.
 pub const SKIP_ENV: &str = "TANDEM_SKIP_MOSQUITTO";
@@ -55,6 +65,8 @@ pub struct Mosquitto {
     config: PathBuf,
     addr: SocketAddr,
     url: BrokerUrl,
+    /// Every address that must accept connections before the broker counts as started.
+    listeners: Vec<SocketAddr>,
     child: Option<Child>,
 }
 
@@ -86,6 +98,7 @@ impl Mosquitto {
                 config,
                 addr,
                 url: BrokerUrl::from_socket_addr(addr)?,
+                listeners: vec![addr],
                 child: None,
             };
             match broker.spawn_and_wait() {
@@ -171,7 +184,11 @@ impl Mosquitto {
                     log: tail(&std::fs::read_to_string(&log_path).unwrap_or_default()),
                 });
             }
-            if TcpStream::connect_timeout(&self.addr, Duration::from_millis(200)).is_ok() {
+            if self
+                .listeners
+                .iter()
+                .all(|addr| TcpStream::connect_timeout(addr, Duration::from_millis(200)).is_ok())
+            {
                 return Ok(());
             }
             if started.elapsed() > READY_TIMEOUT {
@@ -324,6 +341,387 @@ fn config_text(addr: SocketAddr, dir: &Path, persistence: bool, as_root: bool) -
     }
     text
 }
+
+/// The folder of the shipped broker configuration: `docs/broker/` of this repository.
+#[must_use]
+pub fn shipped_config_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap_or(Path::new(env!("CARGO_MANIFEST_DIR")))
+        .join("docs")
+        .join("broker")
+}
+
+/// Mosquitto running the configuration shipped in `docs/broker/`: a TLS device listener
+/// (passwords, per-device ACLs, username as client id) and a TLS pairing listener
+/// (anonymous, pairing topics only), both on free 127.0.0.1 ports. Dropping it kills the
+/// process.
+///
+/// The server certificate names `127.0.0.1`; the CA that signed it is [`Self::ca_pem`].
+#[derive(Debug)]
+pub struct DeployedMosquitto {
+    broker: Mosquitto,
+    passwd_binary: PathBuf,
+    pairing_addr: SocketAddr,
+    pairing_url: BrokerUrl,
+    ca_pem: Vec<u8>,
+}
+
+impl DeployedMosquitto {
+    /// Makes a CA and a server certificate (`make-certs.sh`), registers `logins` in the
+    /// password file, and starts Mosquitto with the shipped configuration; returns once both
+    /// listeners accept connections.
+    ///
+    /// # Errors
+    /// [`Error::MosquittoMissing`] if `mosquitto` or `mosquitto_passwd` is not found;
+    /// [`Error::Exited`] if `make-certs.sh` or `mosquitto_passwd` fails or Mosquitto exits;
+    /// [`Error::Io`] if a file cannot be written or the shipped configuration no longer holds
+    /// the placeholders the test replaces; [`Error::NotReady`] if it does not come up.
+    pub fn start(logins: &[Credentials]) -> Result<Self> {
+        let binary = find_binary()?;
+        let passwd_binary = find_passwd_binary()?;
+        let shipped = shipped_config_dir();
+        let shipped_conf = shipped.join("mosquitto.conf");
+        let shipped_text = std::fs::read_to_string(&shipped_conf)
+            .map_err(io(format!("read {}", shipped_conf.display())))?;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let dir = tempfile::Builder::new()
+                .prefix("tandem-mosquitto-tls-")
+                .tempdir()
+                .map_err(io("create a temporary directory for mosquitto"))?;
+            make_certs(&shipped, dir.path())?;
+            for acl in ["acl-devices", "acl-pairing"] {
+                let from = shipped.join(acl);
+                std::fs::copy(&from, dir.path().join(acl))
+                    .map_err(io(format!("copy {}", from.display())))?;
+            }
+            let passwords = dir.path().join("passwords");
+            std::fs::write(&passwords, "")
+                .map_err(io(format!("create {}", passwords.display())))?;
+            add_logins(&passwd_binary, dir.path(), logins)?;
+            let (device_addr, pairing_addr) = two_free_ports()?;
+            let text = deployed_config_text(
+                &shipped_text,
+                device_addr,
+                pairing_addr,
+                dir.path(),
+                running_as_root(),
+            )
+            .map_err(|reason| Error::Io {
+                what: format!("adapt {} for the test", shipped_conf.display()),
+                source: std::io::Error::new(std::io::ErrorKind::InvalidData, reason),
+            })?;
+            let config = dir.path().join("mosquitto.conf");
+            std::fs::write(&config, text).map_err(io(format!("write {}", config.display())))?;
+            let ca_path = dir.path().join("ca.crt");
+            let ca_pem =
+                std::fs::read(&ca_path).map_err(io(format!("read {}", ca_path.display())))?;
+            let mut broker = Mosquitto {
+                binary: binary.clone(),
+                dir,
+                config,
+                addr: device_addr,
+                url: BrokerUrl::from_socket_addr_with(Scheme::Mqtts, device_addr)?,
+                listeners: vec![device_addr, pairing_addr],
+                child: None,
+            };
+            match broker.spawn_and_wait() {
+                Ok(()) => {
+                    return Ok(Self {
+                        broker,
+                        passwd_binary,
+                        pairing_addr,
+                        pairing_url: BrokerUrl::from_socket_addr_with(Scheme::Mqtts, pairing_addr)?,
+                        ca_pem,
+                    });
+                }
+                Err(Error::Exited { log, .. }) if attempt < 3 && log.contains("in use") => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Like [`DeployedMosquitto::start`], but when Mosquitto is not installed and
+    /// `TANDEM_SKIP_MOSQUITTO=1` is set, prints why and returns `Ok(None)`.
+    ///
+    /// # Errors
+    /// As [`DeployedMosquitto::start`].
+    pub fn start_or_skip(logins: &[Credentials]) -> Result<Option<Self>> {
+        skip_if_missing(Self::start(logins), skip_requested())
+    }
+
+    /// `mqtts://127.0.0.1:port` of the device listener.
+    #[must_use]
+    pub fn device_url(&self) -> &BrokerUrl {
+        self.broker.url()
+    }
+
+    /// The device listener's address.
+    #[must_use]
+    pub fn device_addr(&self) -> SocketAddr {
+        self.broker.addr()
+    }
+
+    /// `mqtts://127.0.0.1:port` of the pairing listener.
+    #[must_use]
+    pub fn pairing_url(&self) -> &BrokerUrl {
+        &self.pairing_url
+    }
+
+    /// The pairing listener's address.
+    #[must_use]
+    pub fn pairing_addr(&self) -> SocketAddr {
+        self.pairing_addr
+    }
+
+    /// The CA certificate (PEM) that signed the server certificate.
+    #[must_use]
+    pub fn ca_pem(&self) -> &[u8] {
+        &self.ca_pem
+    }
+
+    /// The CA as the TLS trust clients connect with.
+    #[must_use]
+    pub fn tls_trust(&self) -> TlsTrust {
+        TlsTrust::from_ca_pem(self.ca_pem.clone())
+    }
+
+    /// The broker's log so far.
+    #[must_use]
+    pub fn log(&self) -> String {
+        self.broker.log()
+    }
+
+    /// The temporary directory holding the configuration, certificates, password file and
+    /// log.
+    #[must_use]
+    pub fn dir(&self) -> &Path {
+        self.broker.dir()
+    }
+
+    /// Registers more devices while the broker runs, the way an operator does: hashes the
+    /// new `username:password` lines with `mosquitto_passwd -U`, appends them to the
+    /// password file, and reloads Mosquitto (SIGHUP); returns once it has reloaded.
+    ///
+    /// # Errors
+    /// [`Error::Exited`] if `mosquitto_passwd` fails, [`Error::Io`] if a file cannot be
+    /// written or the process signalled, [`Error::NotReady`] if no reload shows in the log.
+    pub fn register(&self, logins: &[Credentials]) -> Result<()> {
+        add_logins(&self.passwd_binary, self.broker.dir(), logins)?;
+        let reloads_before = self.log().matches(RELOAD_LINE).count();
+        let Some(pid) = self.broker.pid() else {
+            return Err(Error::Io {
+                what: "reload mosquitto".to_owned(),
+                source: std::io::Error::other("mosquitto is not running"),
+            });
+        };
+        let status = Command::new("kill")
+            .arg("-HUP")
+            .arg(pid.to_string())
+            .status()
+            .map_err(io("run `kill -HUP` on mosquitto"))?;
+        if !status.success() {
+            return Err(Error::Io {
+                what: format!("send SIGHUP to mosquitto (pid {pid})"),
+                source: std::io::Error::other(format!("kill exited with {status}")),
+            });
+        }
+        let started = Instant::now();
+        while self.log().matches(RELOAD_LINE).count() <= reloads_before {
+            if started.elapsed() > READY_TIMEOUT {
+                return Err(Error::NotReady {
+                    what: "mosquitto to reload its password file".to_owned(),
+                    addr: self.device_addr(),
+                    waited: READY_TIMEOUT,
+                    log: tail(&self.log()),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Ok(())
+    }
+}
+
+/// What Mosquitto logs when it starts reloading on SIGHUP (it finishes before it serves the
+/// network again: one thread does both).
+const RELOAD_LINE: &str = "Reloading config.";
+
+/// `mosquitto_passwd`: `$TANDEM_MOSQUITTO_PASSWD`, else the first found in `$PATH`,
+/// `/usr/bin`, `/usr/local/bin` (Debian's `mosquitto` package ships it).
+fn find_passwd_binary() -> Result<PathBuf> {
+    if let Some(explicit) = std::env::var_os(MOSQUITTO_PASSWD_ENV) {
+        let explicit = PathBuf::from(explicit);
+        return if explicit.is_file() {
+            Ok(explicit)
+        } else {
+            Err(Error::MosquittoMissing {
+                searched: format!("{MOSQUITTO_PASSWD_ENV}={}", explicit.display()),
+            })
+        };
+    }
+    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default();
+    dirs.extend(["/usr/bin", "/usr/local/bin"].map(PathBuf::from));
+    dirs.iter()
+        .map(|dir| dir.join("mosquitto_passwd"))
+        .find(|p| p.is_file())
+        .ok_or_else(|| Error::MosquittoMissing {
+            searched: format!(
+                "mosquitto_passwd in {}",
+                dirs.iter()
+                    .map(|d| d.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        })
+}
+
+/// Runs the shipped `make-certs.sh` into `out` for the host 127.0.0.1.
+fn make_certs(shipped: &Path, out: &Path) -> Result<()> {
+    let script = shipped.join("make-certs.sh");
+    run(
+        Command::new("bash").arg(&script).arg(out).arg("127.0.0.1"),
+        &format!("{} {} 127.0.0.1", script.display(), out.display()),
+    )
+}
+
+/// Appends `logins` to `dir/passwords` as the README says: plain `username:password` lines
+/// in a new file, hashed in place by `mosquitto_passwd -U`, then appended (running `-U` on
+/// the whole password file would hash the hashes again).
+fn add_logins(passwd_binary: &Path, dir: &Path, logins: &[Credentials]) -> Result<()> {
+    if logins.is_empty() {
+        return Ok(());
+    }
+    let plain = password_lines(logins).map_err(|reason| Error::Io {
+        what: "write the new password lines".to_owned(),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidInput, reason),
+    })?;
+    let new = dir.join("new-logins");
+    std::fs::write(&new, plain.as_bytes()).map_err(io(format!("write {}", new.display())))?;
+    run(
+        Command::new(passwd_binary).arg("-U").arg(&new),
+        &format!("{} -U {}", passwd_binary.display(), new.display()),
+    )?;
+    let hashed = std::fs::read(&new).map_err(io(format!("read {}", new.display())))?;
+    std::fs::remove_file(&new).map_err(io(format!("remove {}", new.display())))?;
+    let passwords = dir.join("passwords");
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&passwords)
+        .map_err(io(format!("open {}", passwords.display())))?;
+    std::io::Write::write_all(&mut file, &hashed)
+        .map_err(io(format!("append to {}", passwords.display())))
+}
+
+/// `username:password` lines, refusing what the password file format cannot hold.
+fn password_lines(logins: &[Credentials]) -> Result<String, String> {
+    let mut text = String::new();
+    for login in logins {
+        let (user, password) = (&login.username, login.password.expose());
+        if user.is_empty() || user.contains([':', '\n', '\r']) {
+            return Err(format!(
+                "username {user:?} cannot be a password file entry (empty, `:` or a line break)"
+            ));
+        }
+        if password.contains(['\n', '\r']) {
+            return Err(format!("the password of {user:?} holds a line break"));
+        }
+        let _ = writeln!(text, "{user}:{password}");
+    }
+    Ok(text)
+}
+
+/// Runs a helper program to completion; a failure carries its output.
+fn run(command: &mut Command, what: &str) -> Result<()> {
+    let output = command
+        .stdin(Stdio::null())
+        .output()
+        .map_err(io(format!("run {what}")))?;
+    if output.status.success() {
+        return Ok(());
+    }
+    Err(Error::Exited {
+        what: what.to_owned(),
+        status: output.status,
+        log: format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        ),
+    })
+}
+
+/// Two distinct free 127.0.0.1 ports (both held while the second is found).
+fn two_free_ports() -> Result<(SocketAddr, SocketAddr)> {
+    let bind =
+        || TcpListener::bind("127.0.0.1:0").map_err(io("bind 127.0.0.1:0 to find a free port"));
+    let (first, second) = (bind()?, bind()?);
+    let addr = |l: &TcpListener| {
+        l.local_addr()
+            .map_err(io("read the port bound on 127.0.0.1:0"))
+    };
+    Ok((addr(&first)?, addr(&second)?))
+}
+
+/// The shipped `mosquitto.conf` adapted to a test: the two listeners bound to `device` and
+/// `pairing`, every path moved into `dir`, and `user root` when running as root. Each
+/// placeholder must be found: a shipped file that changed shape fails here, loudly.
+fn deployed_config_text(
+    shipped: &str,
+    device: SocketAddr,
+    pairing: SocketAddr,
+    dir: &Path,
+    as_root: bool,
+) -> Result<String, String> {
+    let dir = dir.display();
+    let device_listener = format!("listener {} {}", device.port(), device.ip());
+    let pairing_listener = format!("listener {} {}", pairing.port(), pairing.ip());
+    let persistence = format!("persistence_location {dir}/");
+    let log = format!("log_dest file {dir}/mosquitto.log");
+    let line_rules: [(&str, &str); 4] = [
+        ("listener 8883", &device_listener),
+        ("listener 8884", &pairing_listener),
+        ("persistence_location /var/lib/mosquitto/", &persistence),
+        ("log_dest file /var/log/mosquitto/mosquitto.log", &log),
+    ];
+    let mut found = [false; 4];
+    let mut text = String::from("# adapted by tandem-tests from docs/broker/mosquitto.conf\n");
+    if as_root {
+        text.push_str("user root\n");
+    }
+    let files = format!("{dir}/");
+    let mut moved_files = 0;
+    for line in shipped.lines() {
+        let mut out = line.to_owned();
+        for ((placeholder, replacement), seen) in line_rules.iter().zip(found.iter_mut()) {
+            if line.trim_end() == *placeholder {
+                out = (*replacement).to_owned();
+                *seen = true;
+            }
+        }
+        if !line.trim_start().starts_with('#') && out.contains(SHIPPED_FILES_DIR) {
+            out = out.replace(SHIPPED_FILES_DIR, &files);
+            moved_files += 1;
+        }
+        text.push_str(&out);
+        text.push('\n');
+    }
+    for ((placeholder, _), seen) in line_rules.iter().zip(found) {
+        if !seen {
+            return Err(format!("the line `{placeholder}` is missing"));
+        }
+    }
+    if moved_files == 0 {
+        return Err(format!("no setting names a file in {SHIPPED_FILES_DIR}"));
+    }
+    Ok(text)
+}
+
+/// Where the shipped configuration expects its certificates, password file and ACL files.
+const SHIPPED_FILES_DIR: &str = "/etc/mosquitto/tandem/";
 
 /// The last lines of a log, enough to see why something failed.
 fn tail(log: &str) -> String {

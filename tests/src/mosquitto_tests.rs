@@ -80,3 +80,116 @@ fn restart_comes_back_on_the_same_port_as_a_new_process() {
     // SIGTERM made it save its database on the way out.
     assert!(broker.dir().join("mosquitto.db").exists());
 }
+
+// ---------------------------------------------------------------------------------------
+// The shipped configuration (docs/broker/).
+
+fn shipped_conf() -> String {
+    std::fs::read_to_string(shipped_config_dir().join("mosquitto.conf")).unwrap()
+}
+
+#[test]
+fn the_shipped_config_is_adapted_only_in_ports_and_paths() {
+    let device: SocketAddr = "127.0.0.1:40001".parse().unwrap();
+    let pairing: SocketAddr = "127.0.0.1:40002".parse().unwrap();
+    let shipped = shipped_conf();
+    let text = deployed_config_text(&shipped, device, pairing, Path::new("/tmp/t"), true).unwrap();
+    let settings = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+            .map(str::to_owned)
+            .collect()
+    };
+    let (before, after) = (settings(&shipped), settings(&text));
+    assert_eq!(after.first().map(String::as_str), Some("user root"));
+    assert_eq!(after.len(), before.len() + 1);
+    for (was, now) in before.iter().zip(after.iter().skip(1)) {
+        let expected = match was.as_str() {
+            "listener 8883" => "listener 40001 127.0.0.1".to_owned(),
+            "listener 8884" => "listener 40002 127.0.0.1".to_owned(),
+            "persistence_location /var/lib/mosquitto/" => "persistence_location /tmp/t/".to_owned(),
+            "log_dest file /var/log/mosquitto/mosquitto.log" => {
+                "log_dest file /tmp/t/mosquitto.log".to_owned()
+            }
+            other => other.replace("/etc/mosquitto/tandem/", "/tmp/t/"),
+        };
+        assert_eq!(now, &expected);
+    }
+    // What the deployment model decides is in the shipped file as it is.
+    for line in [
+        "per_listener_settings true",
+        "allow_anonymous false",
+        "password_file /tmp/t/passwords",
+        "acl_file /tmp/t/acl-devices",
+        "use_username_as_clientid true",
+        "allow_anonymous true",
+        "acl_file /tmp/t/acl-pairing",
+        "certfile /tmp/t/server.crt",
+    ] {
+        assert!(after.iter().any(|l| l == line), "missing `{line}`");
+    }
+    assert!(text.starts_with("# adapted by tandem-tests"));
+    let not_root = deployed_config_text(&shipped, device, pairing, Path::new("/x"), false).unwrap();
+    assert!(!not_root.contains("user root"));
+}
+
+#[test]
+fn a_shipped_config_that_changed_shape_fails_loudly() {
+    let device: SocketAddr = "127.0.0.1:40001".parse().unwrap();
+    let pairing: SocketAddr = "127.0.0.1:40002".parse().unwrap();
+    let shipped = shipped_conf();
+    let dir = Path::new("/tmp/t");
+    let without_pairing = shipped.replace("listener 8884", "listener 9999");
+    let err = deployed_config_text(&without_pairing, device, pairing, dir, false).unwrap_err();
+    assert!(err.contains("listener 8884"), "{err}");
+    let moved = shipped.replace("/etc/mosquitto/tandem/", "/srv/tandem/");
+    let err = deployed_config_text(&moved, device, pairing, dir, false).unwrap_err();
+    assert!(err.contains("/etc/mosquitto/tandem/"), "{err}");
+}
+
+#[test]
+fn password_lines_refuse_what_the_file_cannot_hold() {
+    let ok = password_lines(&[
+        Credentials::new("a.0", "pw0"),
+        Credentials::new("a.1", "pw1"),
+    ])
+    .unwrap();
+    assert_eq!(ok, "a.0:pw0\na.1:pw1\n");
+    for bad in [
+        Credentials::new("a:0", "pw"),
+        Credentials::new("", "pw"),
+        Credentials::new("a.0", "p\nw"),
+    ] {
+        assert!(password_lines(&[bad]).is_err());
+    }
+}
+
+#[test]
+fn the_deployed_broker_serves_tls_on_two_ports_and_registers_devices_live() {
+    let broker = DeployedMosquitto::start(&[Credentials::new("acct.0", "first")]).unwrap();
+    assert_eq!(
+        broker.device_url().to_string(),
+        format!("mqtts://{}", broker.device_addr())
+    );
+    assert_eq!(
+        broker.pairing_url().to_string(),
+        format!("mqtts://{}", broker.pairing_addr())
+    );
+    assert_ne!(broker.device_addr(), broker.pairing_addr());
+    TcpStream::connect(broker.pairing_addr()).unwrap();
+    assert!(broker.ca_pem().starts_with(b"-----BEGIN CERTIFICATE-----"));
+    let passwords = std::fs::read_to_string(broker.dir().join("passwords")).unwrap();
+    assert!(passwords.starts_with("acct.0:$7$"), "{passwords}");
+    assert!(!passwords.contains("first"));
+
+    broker
+        .register(&[Credentials::new("acct.1", "second")])
+        .unwrap();
+    let passwords = std::fs::read_to_string(broker.dir().join("passwords")).unwrap();
+    let users: Vec<&str> = passwords
+        .lines()
+        .filter_map(|l| l.split(':').next())
+        .collect();
+    assert_eq!(users, ["acct.0", "acct.1"]);
+    assert!(broker.log().contains(RELOAD_LINE), "{}", broker.log());
+}

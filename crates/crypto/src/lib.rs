@@ -4,6 +4,7 @@
 //!
 //! What each module owns:
 //! - [`account`] owns the account key, its public key, and the account id derived from it.
+//! - [`broker_auth`] owns the account's broker secret and the per-device broker passwords.
 //! - [`device`] owns device keys, device public keys and device ids.
 //! - [`certificate`] owns device certificates (account signature + device counter-signature).
 //! - [`device_list`] owns signed, versioned device lists and the rule for accepting a new one.
@@ -13,6 +14,7 @@
 //! - [`rng`] owns randomness.
 
 pub mod account;
+pub mod broker_auth;
 pub mod certificate;
 mod codec;
 pub mod contact_link;
@@ -24,6 +26,7 @@ pub mod rng;
 pub mod session;
 
 pub use account::{AccountId, AccountKey, AccountPublicKey};
+pub use broker_auth::{BrokerSecret, device_password};
 pub use certificate::{AccountSignedCertificate, DeviceCertificate, DeviceDescription};
 pub use contact_link::ContactLink;
 pub use device::{DeviceId, DeviceKeys, DevicePublicKeys, PRIMARY_INDEX};

@@ -4,13 +4,16 @@
 //! This module owns the checks that would otherwise surface as a panic inside `rumqttc`
 //! (an empty client id with a persistent session, a sub-second keep-alive, zero in-flight) or
 //! as a connection that a broker silently never answers (rumqttd ignores a CONNECT whose
-//! client id holds `+`, `#`, `/` or `$`). Every refusal is a typed [`Error`].
+//! client id holds `+`, `#`, `/` or `$`), and applies the credentials and the TLS transport
+//! ([`crate::tls`]). Every refusal is a typed [`Error`].
 
 use std::time::Duration;
 
 use rumqttc::{LastWill, MqttOptions, QoS};
 
+use crate::credentials::Credentials;
 use crate::error::{Error, Result};
+use crate::tls::{self, TlsTrust};
 use crate::url::BrokerUrl;
 
 /// The largest MQTT packet (remaining length, in bytes) Tandem sends or accepts by default:
@@ -55,6 +58,9 @@ impl Will {
 }
 
 /// How a Tandem client connects, apart from where (the URL) and who (the client id).
+///
+/// New fields come with a default: build it as
+/// `ClientSettings { clean_session: true, ..ClientSettings::default() }`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientSettings {
     /// Keep-alive, in whole seconds from 1 s to 65535 s (rumqttd refuses 0).
@@ -68,6 +74,16 @@ pub struct ClientSettings {
     pub clean_session: bool,
     /// The Last Will, if any.
     pub last_will: Option<Will>,
+    /// The username and password to log in with; `None` (the default) connects without
+    /// (anonymous, as the embedded broker and a pairing listener allow).
+    ///
+    /// Over `mqtt://` they travel in clear text: use `mqtts://` beyond loopback or a
+    /// trusted network.
+    pub credentials: Option<Credentials>,
+    /// For `mqtts://` URLs: the CA certificate(s) to trust. `None` (the default) trusts the
+    /// operating system's CA store (see [`crate::tls`]). Setting it for an `mqtt://` URL is
+    /// an error, not silently ignored.
+    pub tls: Option<TlsTrust>,
 }
 
 impl Default for ClientSettings {
@@ -78,15 +94,21 @@ impl Default for ClientSettings {
             inflight: 100,
             clean_session: false,
             last_will: None,
+            credentials: None,
+            tls: None,
         }
     }
 }
 
-/// Builds the `rumqttc` (MQTT 3.1.1) options for `client_id` connecting to `url`.
+/// Builds the `rumqttc` (MQTT 3.1.1) options for `client_id` connecting to `url`: over TLS
+/// for `mqtts://` (trusting [`ClientSettings::tls`]), with [`ClientSettings::credentials`]
+/// when given.
 ///
 /// # Errors
 /// [`Error::BadClientId`], [`Error::ClientSetting`] or [`Error::BadWillTopic`] when a value
-/// would make `rumqttc` panic or a broker refuse (or ignore) the connection.
+/// would make `rumqttc` panic or a broker refuse (or ignore) the connection;
+/// [`Error::Tls`] when TLS cannot be set up (TLS trust for an `mqtt://` URL, a CA PEM with no
+/// usable certificate, no trusted roots on the system, a host no certificate can name).
 pub fn mqtt_options(
     url: &BrokerUrl,
     client_id: &str,
@@ -130,7 +152,44 @@ pub fn mqtt_options(
             will.retain,
         ));
     }
+    if let Some(credentials) = &settings.credentials {
+        check_credentials(credentials)?;
+        options.set_credentials(
+            credentials.username.clone(),
+            credentials.password.expose().to_owned(),
+        );
+    }
+    options.set_transport(tls::transport(url, settings.tls.as_ref())?);
     Ok(options)
+}
+
+/// A username and password MQTT can carry and brokers accept.
+fn check_credentials(credentials: &Credentials) -> Result<()> {
+    let username = &credentials.username;
+    let bad_username = |reason| Error::ClientSetting {
+        setting: "credentials.username",
+        value: format!("{username:?}"),
+        reason,
+    };
+    if username.is_empty() {
+        return Err(bad_username(
+            "an empty username is not a login; leave credentials unset to connect anonymously",
+        ));
+    }
+    if username.len() > MQTT_MAX_STRING {
+        return Err(bad_username("longer than 65535 bytes"));
+    }
+    if username.contains('\0') {
+        return Err(bad_username("the NUL character is not allowed"));
+    }
+    if credentials.password.len() > MQTT_MAX_STRING {
+        return Err(Error::ClientSetting {
+            setting: "credentials.password",
+            value: format!("{} bytes", credentials.password.len()),
+            reason: "longer than 65535 bytes",
+        });
+    }
+    Ok(())
 }
 
 /// A client id both Mosquitto and rumqttd accept for a persistent session.

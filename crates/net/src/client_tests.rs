@@ -1,5 +1,8 @@
 use super::*;
+use crate::credentials::Password;
+use crate::tls::tests::TEST_CA_PEM;
 use proptest::prelude::*;
+use rumqttc::{TlsConfiguration, Transport};
 
 fn url() -> BrokerUrl {
     BrokerUrl::parse("mqtt://127.0.0.1:18830").unwrap()
@@ -15,6 +18,102 @@ fn default_settings_give_a_persistent_session_with_big_packets() {
     assert_eq!(options.max_packet_size(), MAX_PACKET_SIZE);
     assert_eq!(options.inflight(), 100);
     assert!(options.last_will().is_none());
+    assert!(options.credentials().is_none());
+    assert!(matches!(options.transport(), Transport::Tcp));
+}
+
+#[test]
+fn a_device_on_a_tls_broker_logs_in_with_its_password_over_rustls() {
+    let url = BrokerUrl::parse("mqtts://127.0.0.1:18883").unwrap();
+    let settings = ClientSettings {
+        credentials: Some(Credentials::new("alice.1", "5e1f...device-password")),
+        tls: Some(TlsTrust::from_ca_pem(TEST_CA_PEM)),
+        ..ClientSettings::default()
+    };
+    let options = mqtt_options(&url, "alice.1", &settings).unwrap();
+    let login = options.credentials().unwrap();
+    assert_eq!(login.username, "alice.1");
+    assert_eq!(login.password, "5e1f...device-password");
+    assert!(matches!(
+        options.transport(),
+        Transport::Tls(TlsConfiguration::Rustls(_))
+    ));
+    assert_eq!(options.broker_address(), ("127.0.0.1".to_owned(), 18883));
+    // The settings print without the password.
+    let printed = format!("{settings:?}");
+    assert!(!printed.contains("device-password"), "{printed}");
+}
+
+#[test]
+fn credentials_work_over_plain_tcp_too() {
+    let settings = ClientSettings {
+        credentials: Some(Credentials::new("bob.0", Password::from("pw"))),
+        ..ClientSettings::default()
+    };
+    let options = mqtt_options(&url(), "bob.0", &settings).unwrap();
+    assert_eq!(options.credentials().unwrap().username, "bob.0");
+    assert!(matches!(options.transport(), Transport::Tcp));
+}
+
+#[test]
+fn tls_trust_on_a_plain_url_is_an_error_not_ignored() {
+    let settings = ClientSettings {
+        tls: Some(TlsTrust::from_ca_pem(TEST_CA_PEM)),
+        ..ClientSettings::default()
+    };
+    match mqtt_options(&url(), "id", &settings) {
+        Err(Error::Tls { url, reason }) => {
+            assert_eq!(url, "mqtt://127.0.0.1:18830");
+            assert!(reason.contains("mqtts://"), "{reason}");
+        }
+        other => panic!("expected Error::Tls, got {other:?}"),
+    }
+}
+
+#[test]
+fn an_mqtts_url_with_an_unusable_ca_is_an_error() {
+    let url = BrokerUrl::parse("mqtts://broker.example.org").unwrap();
+    let settings = ClientSettings {
+        tls: Some(TlsTrust::from_ca_pem(b"not a certificate".to_vec())),
+        ..ClientSettings::default()
+    };
+    assert!(matches!(
+        mqtt_options(&url, "id", &settings),
+        Err(Error::Tls { .. })
+    ));
+}
+
+#[test]
+fn credentials_mqtt_cannot_carry_are_typed_errors() {
+    let long = "x".repeat(65_536);
+    let cases = [
+        (Credentials::new("", "pw"), "credentials.username"),
+        (Credentials::new("nul\0", "pw"), "credentials.username"),
+        (
+            Credentials::new(long.as_str(), "pw"),
+            "credentials.username",
+        ),
+        (
+            Credentials::new("alice.1", long.as_str()),
+            "credentials.password",
+        ),
+    ];
+    for (credentials, expected) in cases {
+        let settings = ClientSettings {
+            credentials: Some(credentials),
+            ..ClientSettings::default()
+        };
+        match mqtt_options(&url(), "id", &settings) {
+            Err(Error::ClientSetting { setting, value, .. }) => {
+                assert_eq!(setting, expected);
+                if setting == "credentials.password" {
+                    // The password itself never appears in the error, only its size.
+                    assert_eq!(value, "65536 bytes");
+                }
+            }
+            other => panic!("expected ClientSetting({expected}), got {other:?}"),
+        }
+    }
 }
 
 #[test]
@@ -135,16 +234,24 @@ proptest! {
         inflight in any::<u16>(),
         clean_session in any::<bool>(),
         will_topic in proptest::option::of(".{0,20}"),
+        login in proptest::option::of((".{0,20}", ".{0,20}")),
     ) {
         let settings = ClientSettings {
             keep_alive: Duration::from_millis(keep_alive_ms),
             inflight,
             clean_session,
             last_will: will_topic.map(|t| Will::new(t, b"bye".to_vec(), true)),
+            credentials: login.map(|(user, password)| Credentials::new(user, password)),
             ..ClientSettings::default()
         };
         match mqtt_options(&url(), &id, &settings) {
-            Ok(options) => prop_assert_eq!(options.client_id(), id),
+            Ok(options) => {
+                prop_assert_eq!(options.client_id(), id);
+                prop_assert_eq!(
+                    options.credentials().map(|login| login.username),
+                    settings.credentials.map(|c| c.username)
+                );
+            }
             Err(Error::BadClientId { .. } | Error::ClientSetting { .. } | Error::BadWillTopic { .. }) => {}
             Err(other) => prop_assert!(false, "unexpected {other:?}"),
         }

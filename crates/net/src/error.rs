@@ -1,5 +1,6 @@
 //! The one error type of `tandem-net`: what can go wrong starting the embedded broker and
-//! turning a broker URL and client settings into MQTT connection options.
+//! turning a broker URL and client settings (credentials, TLS trust) into MQTT connection
+//! options.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -65,8 +66,7 @@ pub enum Error {
         reason: &'static str,
     },
 
-    /// A broker URL names a scheme Tandem recognizes but cannot use yet (`mqtts://`), or one
-    /// it does not know.
+    /// A broker URL names a scheme Tandem does not speak (WebSocket, `ssl://`, `http://`...).
     #[error("unsupported broker URL scheme `{scheme}` in {url:?}: {reason}")]
     UnsupportedScheme {
         /// The URL as given.
@@ -95,6 +95,16 @@ pub enum Error {
         value: String,
         /// Why it is refused.
         reason: &'static str,
+    },
+
+    /// TLS cannot be set up as asked: TLS trust given for a plain `mqtt://` URL, a CA
+    /// certificate file holding no usable certificate, or no trusted roots on this system.
+    #[error("cannot set up TLS for {url}: {reason}")]
+    Tls {
+        /// The broker URL (it never holds credentials).
+        url: String,
+        /// What is wrong, and what to do about it.
+        reason: String,
     },
 
     /// A Last Will topic that MQTT does not allow to publish to.

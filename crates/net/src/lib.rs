@@ -1,8 +1,14 @@
 //! Tandem networking: the embedded MQTT broker and the MQTT client plumbing.
 //!
 //! - [`EmbeddedBroker`] ([`broker`]): rumqttd inside the process, what `tandem broker` runs.
-//! - [`BrokerUrl`] ([`url`]): `mqtt://host[:port]` broker addresses.
-//! - [`mqtt_options`] ([`client`]): the `rumqttc` options a Tandem device connects with.
+//! - [`BrokerUrl`] ([`url`]): `mqtt://host[:port]` and `mqtts://host[:port]` (TLS) broker
+//!   addresses.
+//! - [`mqtt_options`] ([`client`]): the `rumqttc` options a Tandem device connects with,
+//!   including its [`Credentials`] ([`credentials`]) and, for `mqtts://`, the TLS transport
+//!   and the CAs it trusts ([`TlsTrust`], [`tls`]).
+//!
+//! Deploying a broker with TLS, per-device passwords and per-device topic ACLs (Mosquitto,
+//! EMQX, VerneMQ) is described in `docs/broker/README.md`.
 //!
 //! # What Tandem relies on, and what rumqttd 0.20 does
 //!
@@ -60,10 +66,14 @@
 
 pub mod broker;
 pub mod client;
+pub mod credentials;
 mod error;
+pub mod tls;
 pub mod url;
 
 pub use broker::{BrokerConfig, EmbeddedBroker};
 pub use client::{ClientSettings, DEFAULT_KEEP_ALIVE, MAX_PACKET_SIZE, Will, mqtt_options};
+pub use credentials::{Credentials, Password};
 pub use error::{Error, Result};
-pub use url::{BrokerUrl, DEFAULT_PORT};
+pub use tls::TlsTrust;
+pub use url::{BrokerUrl, DEFAULT_PORT, DEFAULT_TLS_PORT, Scheme};

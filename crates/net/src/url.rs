@@ -1,8 +1,10 @@
-//! Broker URLs: the `mqtt://host[:port]` strings users type and configuration files hold.
+//! Broker URLs: the `mqtt://host[:port]` and `mqtts://host[:port]` strings users type and
+//! configuration files hold.
 //!
 //! This module owns parsing and printing them. The parser is strict on purpose: a URL that
-//! carries something Tandem would silently ignore (credentials, a path, a query) is refused
-//! with the reason, and `mqtts://` (TLS) is recognized and reported as not supported yet.
+//! carries something Tandem would silently ignore (a path, a query) is refused with the
+//! reason, and so are credentials: a URL gets logged and shown, so the username and password
+//! travel separately ([`crate::ClientSettings::credentials`]).
 
 use std::fmt;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
@@ -13,59 +15,100 @@ use crate::error::{Error, Result};
 /// The port of `mqtt://` URLs that do not name one (the IANA port for MQTT without TLS).
 pub const DEFAULT_PORT: u16 = 1883;
 
+/// The port of `mqtts://` URLs that do not name one (the IANA port for MQTT over TLS).
+pub const DEFAULT_TLS_PORT: u16 = 8883;
+
 /// Longest host name accepted (the DNS limit).
 const MAX_HOST_LEN: usize = 253;
 
-/// A parsed `mqtt://host:port` broker address.
+/// How a client reaches the broker: plain TCP or TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Scheme {
+    /// `mqtt://`: MQTT over plain TCP (for a trusted network or loopback).
+    Mqtt,
+    /// `mqtts://`: MQTT over TLS; the server certificate is checked against the roots of
+    /// [`crate::ClientSettings::tls`].
+    Mqtts,
+}
+
+impl Scheme {
+    /// The scheme as written in URLs: `mqtt` or `mqtts`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Mqtt => "mqtt",
+            Self::Mqtts => "mqtts",
+        }
+    }
+
+    /// The port a URL of this scheme means when it names none.
+    #[must_use]
+    pub fn default_port(self) -> u16 {
+        match self {
+            Self::Mqtt => DEFAULT_PORT,
+            Self::Mqtts => DEFAULT_TLS_PORT,
+        }
+    }
+}
+
+/// A parsed `mqtt://host:port` or `mqtts://host:port` broker address.
 ///
 /// The host is kept as written (a DNS name, an IPv4 address or an IPv6 address without its
-/// brackets); the port is never 0.
+/// brackets); the port is never 0. For `mqtts://` the host is also the name the server
+/// certificate must carry (a DNS name, or an IP address in its subject alternative names).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct BrokerUrl {
+    scheme: Scheme,
     host: String,
     port: u16,
 }
 
 impl BrokerUrl {
-    /// Parses `mqtt://host[:port][/]`. The scheme is case-insensitive; the port defaults to
-    /// [`DEFAULT_PORT`]; IPv6 hosts are written in brackets (`mqtt://[::1]:1883`).
+    /// Parses `mqtt://host[:port][/]` or `mqtts://host[:port][/]`. The scheme is
+    /// case-insensitive; the port defaults to [`DEFAULT_PORT`] (`mqtt`) or
+    /// [`DEFAULT_TLS_PORT`] (`mqtts`); IPv6 hosts are written in brackets
+    /// (`mqtt://[::1]:1883`).
     ///
     /// # Errors
-    /// [`Error::UnsupportedScheme`] for `mqtts://` and any other scheme, [`Error::BadUrl`] for
-    /// anything else that is not exactly a host and an optional port.
+    /// [`Error::UnsupportedScheme`] for any other scheme, [`Error::BadUrl`] for anything else
+    /// that is not exactly a host and an optional port (credentials included: pass them in
+    /// [`crate::ClientSettings::credentials`]).
     pub fn parse(url: &str) -> Result<Self> {
         let bad = |reason: &'static str| Error::BadUrl {
             url: url.to_owned(),
             reason,
         };
         let Some((scheme, rest)) = url.split_once("://") else {
-            return Err(bad("missing scheme: expected mqtt://host[:port]"));
+            return Err(bad(
+                "missing scheme: expected mqtt://host[:port] or mqtts://host[:port]",
+            ));
         };
-        match scheme.to_ascii_lowercase().as_str() {
-            "mqtt" => {}
-            "mqtts" | "ssl" => {
+        let scheme = match scheme.to_ascii_lowercase().as_str() {
+            "mqtt" => Scheme::Mqtt,
+            "mqtts" => Scheme::Mqtts,
+            "ssl" | "tls" => {
                 return Err(Error::UnsupportedScheme {
                     url: url.to_owned(),
                     scheme: scheme.to_owned(),
-                    reason: "MQTT over TLS is not supported yet; use mqtt:// on a trusted \
-                             network or through a TLS tunnel",
+                    reason: "for MQTT over TLS write mqtts://host[:port]",
                 });
             }
             "ws" | "wss" => {
                 return Err(Error::UnsupportedScheme {
                     url: url.to_owned(),
                     scheme: scheme.to_owned(),
-                    reason: "MQTT over WebSocket is not supported; use mqtt://",
+                    reason: "MQTT over WebSocket is not supported; use mqtt:// or mqtts://",
                 });
             }
             _ => {
                 return Err(Error::UnsupportedScheme {
                     url: url.to_owned(),
                     scheme: scheme.to_owned(),
-                    reason: "a Tandem broker URL looks like mqtt://host[:port]",
+                    reason: "a Tandem broker URL looks like mqtt://host[:port] or \
+                             mqtts://host[:port]",
                 });
             }
-        }
+        };
         let authority = rest.strip_suffix('/').unwrap_or(rest);
         if authority.contains('/') {
             return Err(bad("a path is not allowed after the host and port"));
@@ -74,24 +117,37 @@ impl BrokerUrl {
             return Err(bad("a query or fragment is not allowed"));
         }
         if authority.contains('@') {
-            return Err(bad("credentials in the URL are not supported"));
+            return Err(bad(
+                "credentials are not allowed in a broker URL (URLs get logged and shown): \
+                 pass the username and password separately",
+            ));
         }
         if authority.is_empty() {
             return Err(bad("the host is missing"));
         }
         let (host, port) = split_host_port(authority).map_err(bad)?;
         let port = match port {
-            None => DEFAULT_PORT,
+            None => scheme.default_port(),
             Some(digits) => parse_port(digits).map_err(bad)?,
         };
-        Ok(Self { host, port })
+        Ok(Self { scheme, host, port })
     }
 
-    /// The URL of a broker listening on `addr` (e.g. an embedded broker on a free port).
+    /// The `mqtt://` URL of a broker listening on `addr` (e.g. an embedded broker on a free
+    /// port).
     ///
     /// # Errors
     /// [`Error::BadUrl`] if the port is 0 (nothing can connect to it).
     pub fn from_socket_addr(addr: SocketAddr) -> Result<Self> {
+        Self::from_socket_addr_with(Scheme::Mqtt, addr)
+    }
+
+    /// The URL of a broker listening on `addr` with `scheme` (`mqtts://127.0.0.1:port` for
+    /// a TLS listener whose certificate names the IP address).
+    ///
+    /// # Errors
+    /// [`Error::BadUrl`] if the port is 0 (nothing can connect to it).
+    pub fn from_socket_addr_with(scheme: Scheme, addr: SocketAddr) -> Result<Self> {
         if addr.port() == 0 {
             return Err(Error::BadUrl {
                 url: addr.to_string(),
@@ -99,9 +155,22 @@ impl BrokerUrl {
             });
         }
         Ok(Self {
+            scheme,
             host: addr.ip().to_string(),
             port: addr.port(),
         })
+    }
+
+    /// Plain TCP or TLS.
+    #[must_use]
+    pub fn scheme(&self) -> Scheme {
+        self.scheme
+    }
+
+    /// Whether the connection runs over TLS (`mqtts://`).
+    #[must_use]
+    pub fn is_tls(&self) -> bool {
+        self.scheme == Scheme::Mqtts
     }
 
     /// The host: a DNS name, an IPv4 address, or an IPv6 address without brackets.
@@ -127,10 +196,11 @@ impl FromStr for BrokerUrl {
 
 impl fmt::Display for BrokerUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let scheme = self.scheme.as_str();
         if self.host.contains(':') {
-            write!(f, "mqtt://[{}]:{}", self.host, self.port)
+            write!(f, "{scheme}://[{}]:{}", self.host, self.port)
         } else {
-            write!(f, "mqtt://{}:{}", self.host, self.port)
+            write!(f, "{scheme}://{}:{}", self.host, self.port)
         }
     }
 }

@@ -41,25 +41,77 @@ fn a_socket_address_becomes_a_url() {
 }
 
 #[test]
-fn mqtts_is_recognized_and_reported_as_unsupported() {
-    let err = parse("mqtts://broker.example.org").unwrap_err();
-    match &err {
-        Error::UnsupportedScheme { scheme, reason, .. } => {
-            assert_eq!(scheme, "mqtts");
-            assert!(reason.contains("TLS"), "{reason}");
-        }
-        other => panic!("expected UnsupportedScheme, got {other:?}"),
-    }
-    assert!(err.to_string().contains("mqtts://broker.example.org"));
+fn mqtts_is_tls_on_port_8883_by_default() {
+    let url = parse("mqtts://broker.example.org").unwrap();
+    assert!(url.is_tls());
+    assert_eq!(url.scheme(), Scheme::Mqtts);
+    assert_eq!(
+        (url.host(), url.port()),
+        ("broker.example.org", DEFAULT_TLS_PORT)
+    );
+    assert_eq!(url.to_string(), "mqtts://broker.example.org:8883");
+
+    let explicit = parse("MQTTS://[::1]:9883/").unwrap();
+    assert!(explicit.is_tls());
+    assert_eq!(explicit.to_string(), "mqtts://[::1]:9883");
+
+    let plain = parse("mqtt://broker.example.org").unwrap();
+    assert!(!plain.is_tls());
+    assert_eq!(plain.scheme(), Scheme::Mqtt);
+    assert_ne!(plain, parse("mqtts://broker.example.org:1883").unwrap());
+}
+
+#[test]
+fn a_tls_socket_address_becomes_an_mqtts_url() {
+    let addr = "127.0.0.1:4567".parse().unwrap();
+    let url = BrokerUrl::from_socket_addr_with(Scheme::Mqtts, addr).unwrap();
+    assert_eq!(url.to_string(), "mqtts://127.0.0.1:4567");
+    assert!(url.is_tls());
+    assert!(!BrokerUrl::from_socket_addr(addr).unwrap().is_tls());
 }
 
 #[test]
 fn other_schemes_are_refused_with_the_expected_shape() {
-    for url in ["http://host", "ws://host:80", "tcp://host:1883"] {
-        assert!(
-            matches!(parse(url), Err(Error::UnsupportedScheme { .. })),
-            "{url}"
-        );
+    for url in [
+        "http://host",
+        "ws://host:80",
+        "wss://host",
+        "tcp://host:1883",
+    ] {
+        match parse(url) {
+            Err(Error::UnsupportedScheme { reason, .. }) => {
+                assert!(reason.contains("mqtts://"), "{url}: {reason}");
+            }
+            other => panic!("{url}: expected UnsupportedScheme, got {other:?}"),
+        }
+    }
+    // The TLS spellings of other tools point at the one Tandem reads.
+    for url in ["ssl://host:8883", "tls://host"] {
+        match parse(url) {
+            Err(Error::UnsupportedScheme { reason, .. }) => {
+                assert!(reason.contains("write mqtts://"), "{url}: {reason}");
+            }
+            other => panic!("{url}: expected UnsupportedScheme, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn credentials_in_a_url_are_refused_and_told_to_go_separately() {
+    for url in [
+        "mqtt://user:pw@host",
+        "mqtts://alice.1:secret@broker:8883",
+        "mqtts://user@host",
+    ] {
+        match parse(url) {
+            Err(Error::BadUrl { reason, .. }) => {
+                assert!(
+                    reason.contains("pass the username and password separately"),
+                    "{reason}"
+                );
+            }
+            other => panic!("{url}: expected BadUrl, got {other:?}"),
+        }
     }
 }
 
@@ -119,16 +171,24 @@ proptest! {
     }
 
     #[test]
-    fn random_text_after_the_scheme_never_panics(s in "\\PC{0,60}") {
-        if let Ok(url) = parse(&format!("mqtt://{s}")) {
+    fn random_text_after_the_scheme_never_panics(s in "\\PC{0,60}", tls in any::<bool>()) {
+        let scheme = if tls { "mqtts" } else { "mqtt" };
+        if let Ok(url) = parse(&format!("{scheme}://{s}")) {
             prop_assert!(url.port() != 0);
+            prop_assert_eq!(url.is_tls(), tls);
         }
     }
 
     #[test]
-    fn valid_urls_round_trip_through_display(host in host_strategy(), port in 1u16..) {
-        let url = parse(&format!("mqtt://{host}:{port}")).unwrap();
+    fn valid_urls_round_trip_through_display(
+        host in host_strategy(),
+        port in 1u16..,
+        tls in any::<bool>(),
+    ) {
+        let scheme = if tls { "mqtts" } else { "mqtt" };
+        let url = parse(&format!("{scheme}://{host}:{port}")).unwrap();
         prop_assert_eq!(url.port(), port);
+        prop_assert_eq!(url.is_tls(), tls);
         let again = parse(&url.to_string()).unwrap();
         prop_assert_eq!(again, url);
     }
@@ -137,11 +197,13 @@ proptest! {
     fn mutated_valid_urls_parse_or_fail_with_a_typed_error(
         host in host_strategy(),
         port in 1u16..,
+        tls in any::<bool>(),
         at in any::<prop::sample::Index>(),
         byte in any::<u8>(),
         delete in any::<bool>(),
     ) {
-        let mut bytes = format!("mqtt://{host}:{port}").into_bytes();
+        let scheme = if tls { "mqtts" } else { "mqtt" };
+        let mut bytes = format!("{scheme}://{host}:{port}").into_bytes();
         let i = at.index(bytes.len());
         if delete {
             bytes.remove(i);
