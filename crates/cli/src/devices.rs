@@ -26,6 +26,9 @@ pub struct LinkArgs {
     /// This device's name, as the phone shows it (default: "Tandem on HOSTNAME").
     #[arg(long)]
     pub name: Option<String>,
+    /// Trust the certificate authority in FILE (PEM) for an mqtts:// broker.
+    #[arg(long, value_name = "FILE")]
+    pub broker_ca: Option<PathBuf>,
     /// Keep FILE updated with the current code as a PNG image.
     #[arg(long, value_name = "FILE")]
     pub qr_png: Option<PathBuf>,
@@ -312,6 +315,11 @@ fn erase_if_unlinked<T>(engine: Engine, result: anyhow::Result<T>) -> anyhow::Re
 
 /// `tandem link`.
 pub fn link(engine: Engine, args: &LinkArgs, json: bool) -> anyhow::Result<()> {
+    if let Some(path) = &args.broker_ca {
+        let pem = std::fs::read(path)
+            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+        engine.trust_broker_ca(&pem)?;
+    }
     let ms = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
     let options = LinkOptions {
         broker: args.broker.clone(),

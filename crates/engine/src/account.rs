@@ -45,6 +45,7 @@ impl Engine {
 
         let mut rng = OsRng::new().map_err(|e| Error::Random(e.to_string()))?;
         let account_key = AccountKey::generate(&mut rng);
+        let broker_secret = tandem_crypto::BrokerSecret::random(&mut rng);
         let device_keys = DeviceKeys::generate(&mut rng);
         let account_id = account_key.account_id();
         let now = now_ms();
@@ -79,6 +80,7 @@ impl Engine {
             if let Some(url) = broker {
                 w.put_identity(identity::BROKER_URL, url.as_bytes())?;
             }
+            w.put_identity(identity::BROKER_SECRET, broker_secret.to_bytes().as_slice())?;
             w.upsert_account(&Account {
                 id: account_id.as_bytes().to_vec(),
                 public_key: account_key.public_key().to_bytes().to_vec(),

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use tandem_crypto::{DeviceCertificate, DeviceKeys, OsRng, SignedDeviceList, accept};
 use tandem_proto::pairing::{
-    DesktopEvent, DesktopPairing, LinkedDevice, Offer, Output, QrSchedule,
+    BrokerAccess, DesktopEvent, DesktopPairing, LinkedDevice, Offer, Output, QrSchedule,
 };
 use tandem_proto::sync::{CHAIN_START, ChunkDecision, SyncMessage, chain, receive_decision};
 use tandem_proto::{Body, OpenedBody};
@@ -22,7 +22,7 @@ use tokio::time::Instant;
 use crate::identity::{
     Identity, accept_own_list, open_from_own_device, open_inbox, seal_in, store_own_list,
 };
-use crate::live::{Messenger, Wake, last_will};
+use crate::live::{Messenger, Wake};
 use crate::messaging::{self, Effect};
 use crate::mqtt::{Connection, Incoming, topics};
 use crate::views::Event;
@@ -170,7 +170,14 @@ impl Engine {
         let mut suffix = [0u8; 8];
         rand_fill(&mut rng, &mut suffix);
         let client_id = format!("tandem-pair-{}", hex(&suffix));
-        let mut conn = Connection::new(&options.broker, &client_id, false)?;
+        let mut settings = tandem_net::ClientSettings {
+            clean_session: true,
+            ..tandem_net::ClientSettings::default()
+        };
+        if let Some(ca) = self.store().identity(identity::BROKER_CA)? {
+            settings.tls = Some(tandem_net::TlsTrust::from_ca_pem(ca.expose().to_vec()));
+        }
+        let mut conn = Connection::with_settings(&options.broker, &client_id, settings)?;
         let mut outputs = first;
         // A code is shown only once the broker has taken its subscription: a phone that scans
         // at once must find the desktop listening.
@@ -272,8 +279,13 @@ impl Engine {
         let certificate = DeviceCertificate::from_bytes(&pending.certificate)?;
         let account = certificate.account_id();
         let current = SignedDeviceList::from_bytes(&pending.offer.device_list)?.verify(&account)?;
-        let mut conn =
-            Connection::new(&pending.broker, &certificate.device_id().to_string(), true)?;
+        let mut settings = access_settings(pending.offer.access.as_ref());
+        settings.clean_session = false;
+        let mut conn = Connection::with_settings(
+            &pending.broker,
+            &certificate.device_id().to_string(),
+            settings,
+        )?;
         conn.subscribe(&topics::devices(&account))?;
         conn.subscribe(&topics::inbox(&certificate.device_id()))?;
         let give_up = Instant::now() + PENDING_WAIT;
@@ -316,6 +328,23 @@ impl Engine {
         }
     }
 
+    /// Trusts the certificate authority in `pem` (PEM text) for `mqtts://` brokers: the
+    /// pairing broker of a coming link, or the broker of this device when the phone's offer
+    /// names none.
+    ///
+    /// # Errors
+    /// [`Error::BadInput`] when `pem` holds no certificate.
+    pub fn trust_broker_ca(&self, pem: &[u8]) -> Result<()> {
+        if !String::from_utf8_lossy(pem).contains("-----BEGIN CERTIFICATE-----") {
+            return Err(Error::BadInput(
+                "the CA file holds no PEM certificate".into(),
+            ));
+        }
+        self.store()
+            .write_durable(|w| w.put_identity(identity::BROKER_CA, pem))?;
+        Ok(())
+    }
+
     /// Stores what linking gave: keys, certificate, the account and its device list, contacts,
     /// and the sync to come, in one durable transaction.
     fn save_link(
@@ -342,6 +371,15 @@ impl Engine {
             w.put_identity(identity::ROLE, b"desktop")?;
             w.put_identity(identity::MODE, b"multi")?;
             w.put_identity(identity::BROKER_URL, broker.as_bytes())?;
+            if let Some(access) = &offer.access {
+                if !access.username.is_empty() {
+                    w.put_identity(identity::BROKER_USERNAME, access.username.as_bytes())?;
+                    w.put_identity(identity::BROKER_PASSWORD, access.password.as_bytes())?;
+                }
+                if let Some(ca) = &access.ca_pem {
+                    w.put_identity(identity::BROKER_CA, ca)?;
+                }
+            }
             w.put_identity(identity::ACCOUNT_NAME, offer.account_name.as_bytes())?;
             w.put_identity(identity::DEVICE_NAME, name.as_bytes())?;
             w.delete_identity(PENDING_LINK)?;
@@ -1015,14 +1053,24 @@ fn device_connection(id: &Identity) -> Result<Connection> {
         what: "broker address",
         reason: "missing".into(),
     })?;
-    let mut conn = Connection::with_will(
-        broker,
-        &id.device.to_string(),
-        true,
-        Some(last_will(&id.device)),
-    )?;
+    let mut conn = id.connection(broker, true)?;
     conn.subscribe(&topics::inbox(&id.device))?;
     Ok(conn)
+}
+
+/// The client settings of the login an offer gave (none: no login, the system's CAs).
+fn access_settings(access: Option<&BrokerAccess>) -> tandem_net::ClientSettings {
+    let mut settings = tandem_net::ClientSettings::default();
+    if let Some(access) = access {
+        if !access.username.is_empty() {
+            settings.credentials = Some(tandem_net::Credentials::new(
+                access.username.clone(),
+                tandem_net::Password::new(access.password.clone()),
+            ));
+        }
+        settings.tls = access.ca_pem.clone().map(tandem_net::TlsTrust::from_ca_pem);
+    }
+    settings
 }
 
 /// Runs a desktop machine's outputs; returns the linked device once it is linked.

@@ -24,6 +24,42 @@ pub(crate) struct Identity {
     pub(crate) list: DeviceList,
     pub(crate) account_name: String,
     pub(crate) broker: Option<String>,
+    /// How this device logs in to the broker and which CA it trusts.
+    pub(crate) login: BrokerLogin,
+}
+
+/// This device's broker login: credentials when the broker checks them, the CA to trust for
+/// `mqtts://`.
+#[derive(Default)]
+pub(crate) struct BrokerLogin {
+    pub(crate) credentials: Option<tandem_net::Credentials>,
+    pub(crate) ca_pem: Option<Vec<u8>>,
+}
+
+impl BrokerLogin {
+    /// The client settings of a connection with this login.
+    pub(crate) fn settings(&self) -> tandem_net::ClientSettings {
+        tandem_net::ClientSettings {
+            credentials: self.credentials.clone(),
+            tls: self.ca_pem.clone().map(tandem_net::TlsTrust::from_ca_pem),
+            ..tandem_net::ClientSettings::default()
+        }
+    }
+}
+
+impl Identity {
+    /// This device's own connection to `url` (client id = device id; `persistent`: the broker
+    /// keeps the session) with its login and a Last Will saying it went offline.
+    pub(crate) fn connection(
+        &self,
+        url: &str,
+        persistent: bool,
+    ) -> Result<crate::mqtt::Connection> {
+        let mut settings = self.login.settings();
+        settings.clean_session = !persistent;
+        settings.last_will = Some(crate::live::last_will(&self.device));
+        crate::mqtt::Connection::with_settings(url, &self.device.to_string(), settings)
+    }
 }
 
 impl std::fmt::Debug for Identity {
@@ -74,6 +110,7 @@ impl Engine {
                 reason: "missing".into(),
             })?;
         let list = SignedDeviceList::from_bytes(&stored.signed)?.verify(&account)?;
+        let login = self.broker_login(&device)?;
         Ok(Identity {
             account,
             account_key,
@@ -82,6 +119,44 @@ impl Engine {
             list,
             account_name: text(store.identity(identity::ACCOUNT_NAME)?).unwrap_or_default(),
             broker: text(store.identity(identity::BROKER_URL)?),
+            login,
+        })
+    }
+
+    /// This device's broker login, from the store: the username and password it was given
+    /// (a companion) or derives from the account's broker secret (the primary).
+    fn broker_login(&self, device: &DeviceId) -> Result<BrokerLogin> {
+        let store = self.store();
+        let ca_pem = store
+            .identity(identity::BROKER_CA)?
+            .map(|v| v.expose().to_vec());
+        let username = text(store.identity(identity::BROKER_USERNAME)?);
+        let credentials = match (username, store.identity(identity::BROKER_PASSWORD)?) {
+            (Some(user), Some(password)) => Some(tandem_net::Credentials::new(
+                user,
+                tandem_net::Password::from(String::from_utf8_lossy(password.expose()).into_owned()),
+            )),
+            (Some(user), None) => match store.identity(identity::BROKER_SECRET)? {
+                Some(secret) => {
+                    let bytes =
+                        <[u8; 32]>::try_from(secret.expose()).map_err(|_| Error::Corrupt {
+                            what: "broker secret",
+                            reason: "not 32 bytes".into(),
+                        })?;
+                    let secret = tandem_crypto::BrokerSecret::from_bytes(&bytes);
+                    let password = tandem_crypto::device_password(&secret, &device.to_string());
+                    Some(tandem_net::Credentials::new(
+                        user,
+                        tandem_net::Password::from(password.into_zeroizing()),
+                    ))
+                }
+                None => None,
+            },
+            _ => None,
+        };
+        Ok(BrokerLogin {
+            credentials,
+            ca_pem,
         })
     }
 

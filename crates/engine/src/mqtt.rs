@@ -163,12 +163,21 @@ impl Connection {
         persistent: bool,
         will: Option<tandem_net::Will>,
     ) -> Result<Self> {
-        let url = BrokerUrl::parse(url).map_err(|e| Error::BadInput(e.to_string()))?;
         let settings = ClientSettings {
             clean_session: !persistent,
             last_will: will,
             ..ClientSettings::default()
         };
+        Self::with_settings(url, client_id, settings)
+    }
+
+    /// A connection with every setting given (login, TLS trust, session, will).
+    pub(crate) fn with_settings(
+        url: &str,
+        client_id: &str,
+        settings: ClientSettings,
+    ) -> Result<Self> {
+        let url = BrokerUrl::parse(url).map_err(|e| Error::BadInput(e.to_string()))?;
         let mut options =
             mqtt_options(&url, client_id, &settings).map_err(|e| Error::BadInput(e.to_string()))?;
         options.set_manual_acks(true);

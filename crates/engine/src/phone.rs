@@ -14,7 +14,9 @@ use tandem_crypto::{
     AccountPublicKey, DeviceCertificate, DeviceId, OsRng, SignedDeviceList, accept,
 };
 use tandem_proto::link::PairingLink;
-use tandem_proto::pairing::{OfferContact, OfferContents, Output, PhoneEvent, PhonePairing};
+use tandem_proto::pairing::{
+    BrokerAccess, OfferContact, OfferContents, Output, PhoneEvent, PhonePairing,
+};
 use tandem_proto::sync::{AckOutcome, CHAIN_START, SenderWindow, SyncId, SyncMessage};
 use tandem_proto::{Body, OpenedBody};
 use tandem_store::{DurableWriter, SyncPhase, SyncRole, SyncState, identity};
@@ -23,7 +25,7 @@ use tokio::time::Instant;
 use crate::desktop::{SyncReport, hex, instant_at, rand_fill};
 use crate::history::{self, Plan, PlanBound};
 use crate::identity::{Identity, open_inbox, seal_in, store_own_list, upsert_certificate};
-use crate::live::{Messenger, Wake, last_will};
+use crate::live::{Messenger, Wake};
 use crate::messaging::{self, Effect};
 use crate::mqtt::{Connection, Incoming, topics};
 use crate::views::{DeviceView, Event, UnlinkReport};
@@ -148,10 +150,14 @@ impl Engine {
         let mut rng = rng()?;
         let mut sync_id = [0u8; 16];
         rand_fill(&mut rng, &mut sync_id);
+        // The new device uses this phone's broker (the code's one if none is set: a phone
+        // that pairs and serves on one broker) and logs in as the phone says.
+        let device_broker = id.broker.clone().unwrap_or_else(|| link.broker.clone());
         let contents = OfferContents {
             account_name: id.account_name.clone(),
             index,
-            brokers: vec![link.broker.clone()],
+            brokers: vec![device_broker.clone()],
+            access: self.offer_access(&id, DeviceId::new(id.account, index))?,
             sync: plan.summary(sync_id),
             contacts: self.offer_contacts()?,
         };
@@ -162,7 +168,6 @@ impl Engine {
                 .ok_or(Error::NoAccount)?
                 .signed,
         )?;
-        let broker = link.broker.clone();
         let (mut machine, first) = PhonePairing::start(
             link,
             account_key,
@@ -172,21 +177,37 @@ impl Engine {
             now_ms(),
             &mut rng,
         )?;
-        let mut conn = Connection::with_will(
-            &broker,
-            &id.device.to_string(),
-            true,
-            Some(last_will(&id.device)),
+        // Pairing happens on a throwaway client on the code's broker (a pairing listener lets
+        // anonymous clients use pair/ topics only); the device list, the notices and the
+        // history that follows go over this phone's own session.
+        let mut suffix = [0u8; 8];
+        rand_fill(&mut rng, &mut suffix);
+        let pairing_settings = tandem_net::ClientSettings {
+            clean_session: true,
+            tls: id
+                .login
+                .ca_pem
+                .clone()
+                .map(tandem_net::TlsTrust::from_ca_pem),
+            ..tandem_net::ClientSettings::default()
+        };
+        let mut pairing = Connection::with_settings(
+            &machine.link().broker,
+            &format!("tandem-scan-{}", hex(&suffix)),
+            pairing_settings,
         )?;
+        let mut conn = id.connection(&device_broker, true)?;
         conn.subscribe(&topics::inbox(&id.device))?;
         let mut outputs = first;
         loop {
             let mut linked = None;
             for output in std::mem::take(&mut outputs) {
                 match output {
-                    Output::Subscribe(topic) => conn.subscribe(&topic)?,
-                    Output::Unsubscribe(topic) => conn.unsubscribe(&topic)?,
-                    Output::Publish { topic, payload } => conn.publish(&topic, payload, false)?,
+                    Output::Subscribe(topic) => pairing.subscribe(&topic)?,
+                    Output::Unsubscribe(topic) => pairing.unsubscribe(&topic)?,
+                    Output::Publish { topic, payload } => {
+                        pairing.publish(&topic, payload, false)?;
+                    }
                     Output::Event(PhoneEvent::Failed(e)) => return Err(Error::Pairing(e)),
                     Output::Event(PhoneEvent::Linked {
                         certificate,
@@ -198,7 +219,7 @@ impl Engine {
                             &device_list,
                             &plan,
                             sync_id,
-                            &broker,
+                            &device_broker,
                         )?;
                         conn.publish(&topics::devices(&id.account), device_list.to_bytes()?, true)?;
                         self.notify_own_devices(
@@ -217,40 +238,144 @@ impl Engine {
                 }
             }
             if linked.is_some() {
-                conn.unsubscribe(&machine.link().pairing_ref.topic())?;
+                pairing.disconnect().await;
                 break;
             }
             let deadline = machine.next_deadline().map(instant_at);
-            outputs = match conn.next(deadline).await? {
-                Incoming::Publish(p) => {
-                    if p.topic == machine.link().pairing_ref.topic() {
-                        let out = machine.handle(
-                            &p.topic,
-                            &p.payload,
-                            account_key,
-                            &id.keys,
-                            now_ms(),
-                            &mut rng,
-                        );
+            tokio::select! {
+                incoming = pairing.next(deadline) => {
+                    outputs = match incoming? {
+                        Incoming::Publish(p) => {
+                            let out = if p.topic == machine.link().pairing_ref.topic() {
+                                machine.handle(
+                                    &p.topic,
+                                    &p.payload,
+                                    account_key,
+                                    &id.keys,
+                                    now_ms(),
+                                    &mut rng,
+                                )
+                            } else {
+                                Vec::new()
+                            };
+                            pairing.ack(&p)?;
+                            out
+                        }
+                        Incoming::Timeout => machine.poll(now_ms()),
+                        Incoming::Connected
+                        | Incoming::PubAck(_)
+                        | Incoming::SubAck
+                        | Incoming::Down(_) => Vec::new(),
+                    };
+                }
+                incoming = conn.next(None) => {
+                    // Messages for this device meanwhile: kept, handled once linked.
+                    if let Incoming::Publish(p) = incoming? {
+                        if p.topic == topics::inbox(&id.device) {
+                            self.store()
+                                .write(|w| w.add_backlog(None, &p.payload, now_ms()))?;
+                        }
                         conn.ack(&p)?;
-                        out
-                    } else {
-                        // Messages for this device: kept, handled once linked.
-                        self.store()
-                            .write(|w| w.add_backlog(None, &p.payload, now_ms()))?;
-                        conn.ack(&p)?;
-                        Vec::new()
                     }
                 }
-                Incoming::Timeout => machine.poll(now_ms()),
-                Incoming::Connected
-                | Incoming::PubAck(_)
-                | Incoming::SubAck
-                | Incoming::Down(_) => Vec::new(),
-            };
+            }
         }
         self.serve_on(conn, ServeUntil::SyncComplete(sync_id), None, on)
             .await
+    }
+
+    /// What the offer tells a new device about logging in to the broker: its username and
+    /// password when this phone logs in with one, and the CA this phone trusts.
+    fn offer_access(&self, id: &Identity, device: DeviceId) -> Result<Option<BrokerAccess>> {
+        let ca_pem = id.login.ca_pem.clone();
+        if id.login.credentials.is_none() {
+            return Ok(ca_pem.map(|ca_pem| BrokerAccess {
+                username: String::new(),
+                password: String::new(),
+                ca_pem: Some(ca_pem),
+            }));
+        }
+        let secret = self.broker_secret()?;
+        let password = tandem_crypto::device_password(&secret, &device.to_string());
+        Ok(Some(BrokerAccess {
+            username: device.to_string(),
+            password: password.expose().to_owned(),
+            ca_pem,
+        }))
+    }
+
+    fn broker_secret(&self) -> Result<tandem_crypto::BrokerSecret> {
+        let stored = self
+            .store()
+            .identity(identity::BROKER_SECRET)?
+            .ok_or(Error::Corrupt {
+                what: "broker secret",
+                reason: "missing (run `tandem-phone broker` to configure the broker)".into(),
+            })?;
+        let bytes = <[u8; 32]>::try_from(stored.expose()).map_err(|_| Error::Corrupt {
+            what: "broker secret",
+            reason: "not 32 bytes".into(),
+        })?;
+        Ok(tandem_crypto::BrokerSecret::from_bytes(&bytes))
+    }
+
+    /// Sets how this account's devices reach the broker: its URL, the CA its TLS certificate
+    /// chains to, and whether devices log in with their per-device passwords (see
+    /// `docs/broker/`). Creates the account's broker secret if it has none. New links carry
+    /// the result; this phone uses it from its next connection.
+    ///
+    /// # Errors
+    /// [`Error::NoAccount`]; [`Error::BadInput`] for a URL that does not parse.
+    pub fn configure_broker(
+        &self,
+        url: Option<&str>,
+        ca_pem: Option<&[u8]>,
+        login: bool,
+    ) -> Result<()> {
+        let id = self.primary()?;
+        if let Some(url) = url {
+            tandem_net::BrokerUrl::parse(url).map_err(|e| Error::BadInput(e.to_string()))?;
+        }
+        if let Some(pem) = ca_pem
+            && !String::from_utf8_lossy(pem).contains("-----BEGIN CERTIFICATE-----")
+        {
+            return Err(Error::BadInput(
+                "the CA file holds no PEM certificate".into(),
+            ));
+        }
+        let fresh = tandem_crypto::BrokerSecret::random(&mut rng()?);
+        self.store().write_durable(|w| -> Result<()> {
+            if let Some(url) = url {
+                w.put_identity(identity::BROKER_URL, url.as_bytes())?;
+            }
+            if let Some(pem) = ca_pem {
+                w.put_identity(identity::BROKER_CA, pem)?;
+            }
+            if login {
+                w.put_identity(identity::BROKER_USERNAME, id.device.to_string().as_bytes())?;
+            } else {
+                w.delete_identity(identity::BROKER_USERNAME)?;
+            }
+            if self.store().identity(identity::BROKER_SECRET)?.is_none() {
+                w.put_identity(identity::BROKER_SECRET, fresh.to_bytes().as_slice())?;
+            }
+            Ok(())
+        })
+    }
+
+    /// The broker logins of this account's first `devices` device ids, as
+    /// `(username, password)`: what the broker's operator registers (`docs/broker/`).
+    ///
+    /// # Errors
+    /// [`Error::NoAccount`]; [`Error::Corrupt`] when no broker secret was made yet.
+    pub fn broker_passwords(&self, devices: u32) -> Result<Vec<(String, String)>> {
+        let id = self.primary()?;
+        let secret = self.broker_secret()?;
+        Ok(
+            tandem_crypto::broker_auth::account_passwords(&secret, id.account, devices)
+                .map(|(device, password)| (device.to_string(), password.expose().to_owned()))
+                .collect(),
+        )
     }
 
     fn next_device_index(&self, id: &Identity) -> Result<u32> {
@@ -379,12 +504,7 @@ impl Engine {
                     "no broker known: pass --broker URL (or link a device first)".into(),
                 )
             })?;
-        let mut conn = Connection::with_will(
-            &url,
-            &id.device.to_string(),
-            true,
-            Some(last_will(&id.device)),
-        )?;
+        let mut conn = id.connection(&url, true)?;
         conn.subscribe(&topics::inbox(&id.device))?;
         if until == ServeUntil::Stopped {
             conn.set_patient();
@@ -792,10 +912,16 @@ impl Engine {
             }
             Ok(())
         })?;
-        let mut suffix = [0u8; 8];
-        rand_fill(&mut rng()?, &mut suffix);
-        let client_id = format!("tandem-phone-{}", hex(&suffix));
-        let mut conn = Connection::new(&url, &client_id, false)?;
+        // A broker that checks logins only lets this phone write its device list as itself;
+        // elsewhere a throwaway client leaves a running `tandem-phone run` session alone.
+        let mut conn = if id.login.credentials.is_some() {
+            id.connection(&url, true)?
+        } else {
+            let mut suffix = [0u8; 8];
+            rand_fill(&mut rng()?, &mut suffix);
+            let client_id = format!("tandem-phone-{}", hex(&suffix));
+            Connection::new(&url, &client_id, false)?
+        };
         let mut sent = 0;
         conn.publish(&topics::devices(&id.account), signed.to_bytes()?, true)?;
         sent += 1;

@@ -233,10 +233,42 @@ pub struct Offer {
     pub device_list: Vec<u8>,
     /// Brokers to use, in order of preference.
     pub brokers: Vec<String>,
+    /// How the new device logs in to them, when they check.
+    pub access: Option<BrokerAccess>,
     /// The history sync that follows.
     pub sync: SyncPlanSummary,
     /// The account's contacts.
     pub contacts: Vec<OfferContact>,
+}
+
+/// The new device's broker login and the certificate authority to trust (see
+/// `docs/broker/`). The password is wiped when dropped and never printed.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerAccess {
+    /// The username (the new device's id).
+    pub username: String,
+    /// Its password.
+    pub password: String,
+    /// The PEM of the certificate authority the brokers' TLS certificates chain to (`None`:
+    /// the system's).
+    pub ca_pem: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for BrokerAccess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BrokerAccess")
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .field("ca_pem", &self.ca_pem.as_ref().map(Vec::len))
+            .finish()
+    }
+}
+
+impl Drop for BrokerAccess {
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        self.password.zeroize();
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -968,6 +1000,8 @@ pub struct OfferContents {
     pub index: u32,
     /// Brokers to use.
     pub brokers: Vec<String>,
+    /// The new device's broker login, when the brokers check.
+    pub access: Option<BrokerAccess>,
     /// The history sync plan.
     pub sync: SyncPlanSummary,
     /// The contacts.
@@ -1026,6 +1060,7 @@ impl PhonePairing {
             certificate,
             device_list: current.to_bytes().map_err(local)?,
             brokers: contents.brokers,
+            access: contents.access,
             sync: contents.sync,
             contacts: contents.contacts,
         };

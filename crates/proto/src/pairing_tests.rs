@@ -81,6 +81,11 @@ fn contents(index: u32, bob: &AccountKey) -> OfferContents {
         account_name: "Alice".into(),
         index,
         brokers: vec![BROKER.into(), "mqtts://backup.example:8883".into()],
+        access: Some(BrokerAccess {
+            username: format!("new-device-{index}"),
+            password: "s3cret-for-the-new-device".into(),
+            ca_pem: Some(b"-----BEGIN CERTIFICATE-----".to_vec()),
+        }),
         sync: SyncPlanSummary {
             sync_id: [7; 16],
             chunks: 3,
@@ -479,6 +484,12 @@ fn a_phone_scanning_the_code_links_the_desktop_and_both_hold_the_same_new_list()
     assert_eq!(
         linked.offer.brokers,
         vec![BROKER.to_owned(), "mqtts://backup.example:8883".into()]
+    );
+    assert_eq!(linked.offer.access, contents(1, &rig.bob).access);
+    let shown = format!("{:?}", linked.offer.access);
+    assert!(
+        !shown.contains("s3cret"),
+        "the password is never printed: {shown}"
     );
     assert_eq!(linked.offer.sync, contents(1, &rig.bob).sync);
     assert_eq!(linked.offer.contacts, contents(1, &rig.bob).contacts);

@@ -59,4 +59,13 @@ pub mod identity {
     pub const ACCOUNT_NAME: &str = "account_name";
     /// This device's name.
     pub const DEVICE_NAME: &str = "device_name";
+    /// The username this device logs in to the broker with (absent: no login).
+    pub const BROKER_USERNAME: &str = "broker_username";
+    /// The password that goes with it.
+    pub const BROKER_PASSWORD: &str = "broker_password";
+    /// The PEM of the certificate authority the broker's TLS certificate chains to.
+    pub const BROKER_CA: &str = "broker_ca";
+    /// On the primary: the account's broker secret, from which every device's broker
+    /// password is derived.
+    pub const BROKER_SECRET: &str = "broker_secret";
 }

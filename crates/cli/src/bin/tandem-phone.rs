@@ -29,6 +29,24 @@ enum Command {
         /// The MQTT broker, e.g. mqtt://127.0.0.1:1883.
         #[arg(long)]
         broker: Option<String>,
+        #[command(flatten)]
+        access: BrokerAccessArgs,
+    },
+    /// Set how this account's devices reach the broker (see docs/broker): its URL, the CA of
+    /// an mqtts:// broker, whether devices log in with their own passwords.
+    Broker {
+        /// The broker devices use, e.g. mqtts://broker.example:8883.
+        #[arg(long)]
+        url: Option<String>,
+        #[command(flatten)]
+        access: BrokerAccessArgs,
+    },
+    /// Print the broker logins (username:password) of this account's first N devices, for
+    /// the broker's password file (see docs/broker).
+    BrokerPasswords {
+        /// How many device ids (the primary is the first).
+        #[arg(long, default_value_t = 8)]
+        devices: u32,
     },
     /// Import WhatsApp "Export chat" text files and Telegram Desktop result.json files.
     Import {
@@ -82,6 +100,35 @@ enum Command {
     Read(Read),
 }
 
+/// How devices log in to the broker.
+#[derive(Debug, clap::Args)]
+struct BrokerAccessArgs {
+    /// Trust the certificate authority in FILE (PEM) for an mqtts:// broker.
+    #[arg(long, value_name = "FILE")]
+    broker_ca: Option<PathBuf>,
+    /// Devices log in with their per-device passwords (`broker-passwords`).
+    #[arg(long)]
+    broker_login: bool,
+}
+
+impl BrokerAccessArgs {
+    fn given(&self) -> bool {
+        self.broker_ca.is_some() || self.broker_login
+    }
+
+    fn apply(&self, engine: &Engine, url: Option<&str>) -> anyhow::Result<()> {
+        let pem = match &self.broker_ca {
+            Some(path) => Some(
+                std::fs::read(path)
+                    .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?,
+            ),
+            None => None,
+        };
+        engine.configure_broker(url, pem.as_deref(), self.broker_login)?;
+        Ok(())
+    }
+}
+
 fn main() -> ExitCode {
     init_logging();
     let cli = Cli::parse();
@@ -95,8 +142,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let json = cli.global.json;
     let engine = Engine::open(&cli.global.home(Role::Phone)?)?;
     match cli.command {
-        Command::Init { name, broker } => {
+        Command::Init {
+            name,
+            broker,
+            access,
+        } => {
             let created = engine.init_primary(&name, broker.as_deref())?;
+            if access.given() {
+                access.apply(&engine, None)?;
+            }
             if json {
                 output::json(&created)?;
             } else {
@@ -138,6 +192,26 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     "generated {} messages in {} chats ({} new)",
                     report.messages, report.chats, report.added
                 ))?;
+            }
+        }
+        Command::Broker { url, access } => {
+            access.apply(&engine, url.as_deref())?;
+            if !json {
+                output::line("broker settings saved; new links carry them")?;
+            }
+        }
+        Command::BrokerPasswords { devices } => {
+            let logins = engine.broker_passwords(devices)?;
+            if json {
+                let list: Vec<_> = logins
+                    .iter()
+                    .map(|(u, p)| serde_json::json!({ "username": u, "password": p }))
+                    .collect();
+                output::json(&list)?;
+            } else {
+                for (username, password) in &logins {
+                    output::line(&format!("{username}:{password}"))?;
+                }
             }
         }
         Command::Scan(args) => devices::scan(&engine, &args, json)?,
