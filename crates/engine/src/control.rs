@@ -89,6 +89,15 @@ pub enum Request {
         /// The member to remove.
         member: String,
     },
+    /// Publishes prepared messages on the session's connection (what `scan` and `unlink`
+    /// prepare while a session runs); with `reload`, the session rereads this device's
+    /// identity and syncs first (a device was linked or unlinked).
+    Publish {
+        /// The messages.
+        items: Vec<Publication>,
+        /// Reread identity, device list and syncs.
+        reload: bool,
+    },
     /// [`Engine::contact_add`].
     ContactAdd {
         /// The contact link.
@@ -96,6 +105,17 @@ pub enum Request {
         /// The name to save it under.
         name: Option<String>,
     },
+}
+
+/// One message to publish at QoS 1.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Publication {
+    /// The topic.
+    pub topic: String,
+    /// The payload.
+    pub payload: Vec<u8>,
+    /// Kept by the broker as the topic's retained message.
+    pub retain: bool,
 }
 
 /// The answer: `{"ok": value}` or `{"error": {"kind","message"}}`.
@@ -276,6 +296,13 @@ async fn serve_client(
 }
 
 use tokio::io::AsyncReadExt as _;
+
+/// Whether a process runs this home's session (its control socket answers).
+pub(crate) async fn session_running(home: &Path) -> bool {
+    tokio::net::UnixStream::connect(socket_path(home))
+        .await
+        .is_ok()
+}
 
 impl Engine {
     /// Hands `request` to the process running this home's session, if one is: `Ok(None)` when

@@ -443,6 +443,9 @@ impl Engine {
         timeout: Option<Duration>,
         on: &mut dyn FnMut(&Event),
     ) -> Result<SyncReport> {
+        if crate::control::session_running(self.home()).await {
+            return Err(Error::SessionRunning { action: "sync" });
+        }
         self.companion_session(Until::Synced(timeout), None, on)
             .await
     }
@@ -537,7 +540,10 @@ impl Engine {
                 None => match messenger.next(&mut conn, Some(deadline)).await? {
                     Wake::Mqtt(incoming) => (incoming, None),
                     Wake::Request(pending) => {
-                        messenger.handle(self, &id, &mut conn, pending, on)?;
+                        if messenger.handle(self, &id, &mut conn, pending, on)? {
+                            id = self.identity()?;
+                            messenger.dir.set(id.list.clone());
+                        }
                         continue;
                     }
                 },
@@ -819,6 +825,11 @@ impl Engine {
     /// [`Error::NotLinked`]; a chat that is not found; [`Error::PhoneOffline`] when the phone
     /// does not answer; broker and store errors.
     pub async fn fetch_older(&self, chat: &str, pages: u32, wait: Duration) -> Result<FetchReport> {
+        if crate::control::session_running(self.home()).await {
+            return Err(Error::SessionRunning {
+                action: "fetch older messages",
+            });
+        }
         let id = self.identity()?;
         if id.account_key.is_some() {
             return Err(Error::BadInput(

@@ -119,6 +119,16 @@ pub enum Error {
         /// How long was waited.
         seconds: u64,
     },
+    /// Another process runs this device's session (`run`, the desktop app): a second
+    /// connection as the same device would take it away.
+    #[error(
+        "a running session (`run` or the desktop app) holds this device's connection and does \
+         this by itself; stop it first to {action} from here"
+    )]
+    SessionRunning {
+        /// What was asked.
+        action: &'static str,
+    },
     /// Internal: a transaction rolled back on purpose (never returned to callers).
     #[error("skipped")]
     Skip,
@@ -155,6 +165,7 @@ impl Error {
             Self::SyncTimeout { .. } => "timeout",
             Self::Broker { .. } => "broker",
             Self::PhoneOffline { .. } => "phone_offline",
+            Self::SessionRunning { .. } => "session_running",
             Self::Skip => "internal",
         }
     }

@@ -32,7 +32,8 @@ use tandem_store::{KeySource, Store};
 pub use account::AccountCreated;
 pub use contacts::ContactView;
 pub use control::{
-    Reply, Request, SOCKET_FILE, SessionHandle, SessionRequests, session_channel, socket_path,
+    Publication, Reply, Request, SOCKET_FILE, SessionHandle, SessionRequests, session_channel,
+    socket_path,
 };
 pub use desktop::{FetchReport, LinkOptions, SyncReport};
 pub use error::{Error, Result};

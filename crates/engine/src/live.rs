@@ -166,6 +166,8 @@ impl Messenger {
     }
 
     /// Does handed-over work and answers it (a `send --wait` once the broker has it).
+    /// Returns true when the session must reread its identity (a device was linked or
+    /// unlinked by another process).
     pub(crate) fn handle(
         &mut self,
         engine: &Engine,
@@ -173,9 +175,10 @@ impl Messenger {
         conn: &mut Connection,
         pending: Pending,
         on: &mut dyn FnMut(&Event),
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let Pending { request, reply } = pending;
         let mut wait_for = None;
+        let mut reload = false;
         let result: Result<serde_json::Value> = (|| {
             let value = match &request {
                 Request::Send {
@@ -215,6 +218,16 @@ impl Messenger {
                 Request::GroupRemove { chat, member } => {
                     to_value(&engine.group_remove(chat, member)?)
                 }
+                Request::Publish {
+                    items,
+                    reload: again,
+                } => {
+                    for item in items {
+                        conn.publish(&item.topic, item.payload.clone(), item.retain)?;
+                    }
+                    reload = *again;
+                    Ok(serde_json::json!({ "published": items.len() }))
+                }
                 Request::Typing { chat, on } => {
                     for (to, envelope) in engine.typing_envelopes(id, &self.dir, chat, *on)? {
                         conn.publish_once(&topics::inbox(&to), envelope, false)?;
@@ -244,7 +257,7 @@ impl Messenger {
                 }
             }
         }
-        Ok(())
+        Ok(reload)
     }
 
     /// Subscribes to the device lists and presence of every account this device talks to (new
@@ -567,6 +580,9 @@ impl Engine {
         timeout: std::time::Duration,
         on: &mut dyn FnMut(&Event),
     ) -> Result<bool> {
+        if crate::control::session_running(self.home()).await {
+            return Err(crate::Error::SessionRunning { action: "send" });
+        }
         let session = async {
             if self.is_primary()? {
                 self.serve(None, crate::ServeUntil::Drained, on).await

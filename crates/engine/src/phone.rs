@@ -22,6 +22,7 @@ use tandem_proto::{Body, OpenedBody};
 use tandem_store::{DurableWriter, SyncPhase, SyncRole, SyncState, identity};
 use tokio::time::Instant;
 
+use crate::control::{Publication, Reply, Request, session_running};
 use crate::desktop::{SyncReport, hex, instant_at, rand_fill};
 use crate::history::{self, Plan, PlanBound};
 use crate::identity::{Identity, open_inbox, seal_in, store_own_list, upsert_certificate};
@@ -196,8 +197,16 @@ impl Engine {
             &format!("tandem-scan-{}", hex(&suffix)),
             pairing_settings,
         )?;
-        let mut conn = id.connection(&device_broker, true)?;
-        conn.subscribe(&topics::inbox(&id.device))?;
+        // While `tandem-phone run` holds this device's session, it publishes what the link
+        // changes and sends the history; a second connection as this device would take its
+        // session away.
+        let mut conn = if session_running(self.home()).await {
+            None
+        } else {
+            let mut conn = id.connection(&device_broker, true)?;
+            conn.subscribe(&topics::inbox(&id.device))?;
+            Some(conn)
+        };
         let mut outputs = first;
         loop {
             let mut linked = None;
@@ -221,13 +230,16 @@ impl Engine {
                             sync_id,
                             &device_broker,
                         )?;
-                        conn.publish(&topics::devices(&id.account), device_list.to_bytes()?, true)?;
-                        self.notify_own_devices(
-                            &mut conn,
-                            &id,
-                            &device_list,
-                            certificate.device_id(),
-                        )?;
+                        let items =
+                            self.list_publications(&id, &device_list, certificate.device_id())?;
+                        match conn.as_mut() {
+                            Some(conn) => {
+                                for item in items {
+                                    conn.publish(&item.topic, item.payload, item.retain)?;
+                                }
+                            }
+                            None => self.hand_to_session(items).await?,
+                        }
                         on(&Event::DeviceLinked {
                             device: certificate.device_id().to_string(),
                             name: certificate.name().to_owned(),
@@ -268,9 +280,9 @@ impl Engine {
                         | Incoming::Down(_) => Vec::new(),
                     };
                 }
-                incoming = conn.next(None) => {
+                incoming = next_or_never(conn.as_mut()) => {
                     // Messages for this device meanwhile: kept, handled once linked.
-                    if let Incoming::Publish(p) = incoming? {
+                    if let (Incoming::Publish(p), Some(conn)) = (incoming?, conn.as_mut()) {
                         if p.topic == topics::inbox(&id.device) {
                             self.store()
                                 .write(|w| w.add_backlog(None, &p.payload, now_ms()))?;
@@ -280,8 +292,21 @@ impl Engine {
                 }
             }
         }
-        self.serve_on(conn, ServeUntil::SyncComplete(sync_id), None, on)
-            .await
+        match conn {
+            Some(conn) => {
+                self.serve_on(conn, ServeUntil::SyncComplete(sync_id), None, on)
+                    .await
+            }
+            None => {
+                on(&Event::Waiting {
+                    reason: "the running session (tandem-phone run) sends the history".into(),
+                });
+                Ok(SyncReport {
+                    chunks: plan.total(),
+                    messages: 0,
+                })
+            }
+        }
     }
 
     /// What the offer tells a new device about logging in to the broker: its username and
@@ -452,25 +477,56 @@ impl Engine {
     }
 
     /// Tells every other device of the account about a new list (not `except`, nor this one).
-    fn notify_own_devices(
+    /// What a new device list is published as: retained at the account's topic, and a notice
+    /// to every other device of the account (not `except`, not this phone).
+    fn list_publications(
         &self,
-        conn: &mut Connection,
         id: &Identity,
         list: &SignedDeviceList,
         except: DeviceId,
-    ) -> Result<()> {
+    ) -> Result<Vec<Publication>> {
         let verified = list.verify(&id.account)?;
         let body = Body::DeviceListNotice {
             list: list.to_bytes()?,
         };
+        let mut out = vec![Publication {
+            topic: topics::devices(&id.account),
+            payload: list.to_bytes()?,
+            retain: true,
+        }];
         for device in verified.device_ids() {
             if device == except || device == id.device {
                 continue;
             }
-            let envelope = self.seal_with_list(id, &verified, device, &body)?;
-            conn.publish(&topics::inbox(&device), envelope, false)?;
+            out.push(Publication {
+                topic: topics::inbox(&device),
+                payload: self.seal_with_list(id, &verified, device, &body)?,
+                retain: false,
+            });
         }
-        Ok(())
+        Ok(out)
+    }
+
+    /// Hands `items` to the running session (rereading its identity), as `scan` and `unlink`
+    /// do while `tandem-phone run` holds this device's session.
+    async fn hand_to_session(&self, items: Vec<Publication>) -> Result<()> {
+        match Engine::hand_over(
+            self.home(),
+            &Request::Publish {
+                items,
+                reload: true,
+            },
+        )
+        .await?
+        {
+            Some(Reply::Ok(_)) => Ok(()),
+            Some(Reply::Error { message, .. }) => Err(Error::BadInput(format!(
+                "the running session refused: {message}"
+            ))),
+            None => Err(Error::BadInput(
+                "the running session stopped; run the command again".into(),
+            )),
+        }
     }
 
     /// Serves linked devices: resumes their history syncs and answers page requests, until
@@ -582,7 +638,14 @@ impl Engine {
                 None => match messenger.next(&mut conn, deadline).await? {
                     Wake::Mqtt(incoming) => (incoming, None),
                     Wake::Request(pending) => {
-                        messenger.handle(self, &id, &mut conn, pending, on)?;
+                        if messenger.handle(self, &id, &mut conn, pending, on)? {
+                            id = self.primary()?;
+                            messenger.dir.set(id.list.clone());
+                            syncs = self.outgoing_syncs()?;
+                            for (sync_id, sync) in &mut syncs {
+                                self.pump(&mut conn, &id, *sync_id, sync)?;
+                            }
+                        }
                         continue;
                     }
                 },
@@ -912,8 +975,21 @@ impl Engine {
             }
             Ok(())
         })?;
+        let mut items = self.list_publications(&id, &signed, target)?;
+        items.push(Publication {
+            topic: topics::inbox(&target),
+            payload: unlink_envelope.clone(),
+            retain: false,
+        });
+        if session_running(self.home()).await {
+            self.hand_to_session(items).await?;
+            return Ok(UnlinkReport {
+                unlinked: target.to_string(),
+                version,
+            });
+        }
         // A broker that checks logins only lets this phone write its device list as itself;
-        // elsewhere a throwaway client leaves a running `tandem-phone run` session alone.
+        // elsewhere a throwaway client.
         let mut conn = if id.login.credentials.is_some() {
             id.connection(&url, true)?
         } else {
@@ -922,21 +998,9 @@ impl Engine {
             let client_id = format!("tandem-phone-{}", hex(&suffix));
             Connection::new(&url, &client_id, false)?
         };
-        let mut sent = 0;
-        conn.publish(&topics::devices(&id.account), signed.to_bytes()?, true)?;
-        sent += 1;
-        conn.publish(&topics::inbox(&target), unlink_envelope, false)?;
-        sent += 1;
-        let body = Body::DeviceListNotice {
-            list: signed.to_bytes()?,
-        };
-        for device in accepted.list.device_ids() {
-            if device == id.device {
-                continue;
-            }
-            let envelope = self.seal_with_list(&id, &accepted.list, device, &body)?;
-            conn.publish(&topics::inbox(&device), envelope, false)?;
-            sent += 1;
+        let sent = items.len();
+        for item in items {
+            conn.publish(&item.topic, item.payload, item.retain)?;
         }
         let give_up = Instant::now() + PUBLISH_TIMEOUT;
         let mut acked = 0;
@@ -958,6 +1022,14 @@ impl Engine {
             unlinked: target.to_string(),
             version,
         })
+    }
+}
+
+/// The next event of `conn`, or never when there is none.
+async fn next_or_never(conn: Option<&mut Connection>) -> Result<Incoming> {
+    match conn {
+        Some(conn) => conn.next(None).await,
+        None => std::future::pending().await,
     }
 }
 

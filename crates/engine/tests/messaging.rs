@@ -439,3 +439,235 @@ fn a_group_of_three_accounts_reaches_every_member_device() {
     let on_laptop = texts(&open(&world.alice_laptop), &group_id);
     assert_eq!(on_laptop.len(), 3);
 }
+
+/// A raw MQTT client, as anyone with access to the broker could run.
+struct Mallory {
+    client: rumqttc::AsyncClient,
+    runtime: tokio::runtime::Runtime,
+    events: rumqttc::EventLoop,
+}
+
+impl Mallory {
+    fn connect(url: &str) -> Self {
+        let url = tandem_net::BrokerUrl::parse(url).unwrap();
+        let options = tandem_net::mqtt_options(
+            &url,
+            "mallory",
+            &tandem_net::ClientSettings {
+                clean_session: true,
+                ..tandem_net::ClientSettings::default()
+            },
+        )
+        .unwrap();
+        let (client, events) = rumqttc::AsyncClient::new(options, 10);
+        Self {
+            client,
+            runtime: runtime(),
+            events,
+        }
+    }
+
+    /// Polls until `done` says a packet is the one awaited.
+    fn until(&mut self, done: impl Fn(&rumqttc::Packet) -> bool) -> rumqttc::Packet {
+        let events = &mut self.events;
+        self.runtime.block_on(async {
+            loop {
+                let event = tokio::time::timeout(Duration::from_secs(5), events.poll())
+                    .await
+                    .unwrap()
+                    .unwrap();
+                if let rumqttc::Event::Incoming(packet) = event
+                    && done(&packet)
+                {
+                    return packet;
+                }
+            }
+        })
+    }
+
+    fn subscribe(&mut self, topic: &str) {
+        let client = self.client.clone();
+        let topic = topic.to_owned();
+        self.runtime
+            .block_on(client.subscribe(topic, rumqttc::QoS::AtLeastOnce))
+            .unwrap();
+        self.until(|p| matches!(p, rumqttc::Packet::SubAck(_)));
+    }
+
+    /// The next message on a subscribed topic.
+    fn next_message(&mut self) -> Vec<u8> {
+        match self.until(|p| matches!(p, rumqttc::Packet::Publish(_))) {
+            rumqttc::Packet::Publish(p) => p.payload.to_vec(),
+            _ => unreachable!(),
+        }
+    }
+
+    fn publish(&mut self, topic: &str, payload: Vec<u8>) {
+        let client = self.client.clone();
+        let topic = topic.to_owned();
+        self.runtime
+            .block_on(client.publish(topic, rumqttc::QoS::AtLeastOnce, false, payload))
+            .unwrap();
+        self.until(|p| matches!(p, rumqttc::Packet::PubAck(_)));
+    }
+}
+
+/// An envelope for `to` (keys from its account's retained list) claiming to come from
+/// `claimed`, sealed with keys that are not `claimed`'s.
+fn forged_envelope(
+    to: tandem_crypto::DeviceId,
+    to_list: &tandem_crypto::DeviceList,
+    claimed: tandem_crypto::DeviceId,
+    text: &str,
+) -> Vec<u8> {
+    use tandem_crypto::rng::SeedableRng as _;
+    let mut rng = tandem_crypto::rng::ChaCha20Rng::seed_from_u64(7);
+    let rogue = tandem_crypto::DeviceKeys::generate(&mut rng);
+    let mut session = tandem_crypto::PairwiseSession::new(claimed, to);
+    let now = jiff::Timestamp::now().as_millisecond();
+    let outbound = session
+        .outbound(
+            &rogue,
+            to_list.device(to.index).unwrap().keys(),
+            now,
+            &tandem_crypto::RekeyPolicy::default(),
+            &mut rng,
+        )
+        .unwrap();
+    let params = tandem_proto::SealParams {
+        message_id: tandem_proto::MessageId::new_v7(now, &mut rng).unwrap(),
+        timestamp_ms: now,
+        flags: tandem_proto::Flags::NONE,
+    };
+    let body = tandem_proto::Body::Text {
+        chat: tandem_proto::ChatRef::Direct { with: to.account },
+        text: text.to_owned(),
+    };
+    tandem_proto::seal_envelope(outbound, &params, &body).unwrap()
+}
+
+#[test]
+fn forged_replayed_and_unlisted_envelopes_are_dropped_and_nothing_is_stored() {
+    let world = World::new();
+    let url = world.url();
+    let alice_account: tandem_crypto::AccountId = open(&world.alice_phone)
+        .status()
+        .unwrap()
+        .account
+        .unwrap()
+        .parse()
+        .unwrap();
+    let bob_account: tandem_crypto::AccountId = open(&world.bob_phone)
+        .status()
+        .unwrap()
+        .account
+        .unwrap()
+        .parse()
+        .unwrap();
+    let alice = tandem_crypto::DeviceId::primary(alice_account);
+    let inbox = format!("tandem/v1/dev/{alice}/in");
+    let alice_phone = Running::start(&world.alice_phone, &url);
+    let bob = Running::start(&world.bob_phone, &url);
+
+    // Mallory reads Alice's retained device list and listens on her inbox (no ACL here).
+    let mut mallory = Mallory::connect(&url);
+    mallory.subscribe(&format!("tandem/v1/dev/{alice}/devices"));
+    let alice_list = tandem_crypto::SignedDeviceList::from_bytes(&mallory.next_message())
+        .unwrap()
+        .verify(&alice_account)
+        .unwrap();
+    mallory.subscribe(&inbox);
+
+    bob.send("Alice", "The real one");
+    alice_phone.wait_for("Bob's message", is_message("The real one"));
+    let captured = mallory.next_message();
+
+    // A replay of Bob's envelope, one claiming to be Bob's phone sealed with other keys, and
+    // one from a device Bob's list does not hold.
+    mallory.publish(&inbox, captured);
+    let forged = forged_envelope(
+        alice,
+        &alice_list,
+        tandem_crypto::DeviceId::primary(bob_account),
+        "Forged",
+    );
+    mallory.publish(&inbox, forged);
+    let unlisted = forged_envelope(
+        alice,
+        &alice_list,
+        tandem_crypto::DeviceId::new(bob_account, 7),
+        "Unlisted",
+    );
+    mallory.publish(&inbox, unlisted);
+    // A real message after them: once it is in, the bad ones were handled before it.
+    bob.send("Alice", "The real two");
+    alice_phone.wait_for("Bob's second message", is_message("The real two"));
+    while let Ok(event) = alice_phone.events.try_recv() {
+        assert!(
+            !matches!(&event, Event::Message { .. } | Event::Update { .. }),
+            "nothing else shows: {event:?}"
+        );
+    }
+    drop((alice_phone, bob));
+    assert_eq!(
+        texts(&open(&world.alice_phone), "Bob"),
+        vec![
+            ("The real one".to_owned(), false),
+            ("The real two".to_owned(), false)
+        ]
+    );
+}
+
+#[test]
+fn a_contacts_new_device_gets_the_next_message_and_an_unlinked_one_gets_nothing_new() {
+    let world = World::new();
+    let url = world.url();
+    let alice_phone = Running::start(&world.alice_phone, &url);
+    let bob = Running::start(&world.bob_phone, &url);
+
+    // Bob links a laptop while his phone runs: the scan hands the new list to the running
+    // session, which publishes it and sends the laptop its history.
+    let bob_laptop = world.dir.path().join("bob-laptop");
+    link(&world.bob_phone, &bob_laptop, &url);
+    alice_phone.wait_for("Bob's new device list", |e| {
+        matches!(e, Event::Devices { devices: 2, .. })
+    });
+    let laptop = Running::start(&bob_laptop, &url);
+    alice_phone.send("Bob", "Hi Bob's laptop");
+    laptop.wait_for(
+        "Alice's message on the new laptop",
+        is_message("Hi Bob's laptop"),
+    );
+
+    // Bob unlinks it; Alice learns the new list and seals nothing more for it.
+    let laptop_id = open(&bob_laptop).status().unwrap().device.unwrap();
+    let report = runtime()
+        .block_on(open(&world.bob_phone).unlink(&laptop_id, None))
+        .unwrap();
+    assert_eq!(report.unlinked, laptop_id);
+    alice_phone.wait_for("Bob's shorter device list", |e| {
+        matches!(e, Event::Devices { devices: 1, .. })
+    });
+    drop(laptop);
+    let mut mallory = Mallory::connect(&url);
+    mallory.subscribe(&format!("tandem/v1/dev/{laptop_id}/in"));
+    alice_phone.send("Bob", "Only for the phone");
+    bob.wait_for(
+        "the message on Bob's phone",
+        is_message("Only for the phone"),
+    );
+    let events = &mut mallory.events;
+    let stray = mallory.runtime.block_on(async {
+        let until = tokio::time::Instant::now() + Duration::from_millis(500);
+        while let Ok(event) = tokio::time::timeout_at(until, events.poll()).await {
+            if let Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(p))) = event {
+                return Some(p);
+            }
+        }
+        None
+    });
+    assert!(
+        stray.is_none(),
+        "nothing reaches the unlinked laptop's inbox: {stray:?}"
+    );
+}
