@@ -232,30 +232,68 @@ pub(crate) fn seal_message(
     message_id: MessageId,
     ts: i64,
 ) -> Result<Vec<u8>> {
-    let cert = list.device(to.index).ok_or_else(|| {
-        Error::BadInput(format!("device {to} is not in its account's device list"))
-    })?;
-    let mut rng = OsRng::new().map_err(|e| Error::Random(e.to_string()))?;
-    let mut session = match w.session(to.account.as_bytes(), to.index)? {
-        Some(bytes) => PairwiseSession::from_bytes(bytes.expose())?,
-        None => PairwiseSession::new(id.device, to),
-    };
-    let outbound = session.outbound(
-        &id.keys,
-        cert.keys(),
-        now_ms(),
-        &RekeyPolicy::default(),
-        &mut rng,
-    )?;
-    let params = SealParams {
-        message_id,
-        timestamp_ms: ts.max(0),
-        flags: Flags::NONE,
-    };
-    let sealed = tandem_proto::seal_envelope(outbound, &params, body)?;
-    let state = session.to_bytes()?;
-    w.put_session(to.account.as_bytes(), to.index, &state)?;
+    let mut sessions = Sessions::default();
+    let sealed = sessions.seal(w, id, list, to, body, message_id, ts)?;
+    sessions.store(w)?;
     Ok(sealed)
+}
+
+/// Pairwise sessions loaded once and stored once for a batch of seals (a fan-out seals many
+/// messages to the same devices in one transaction).
+#[derive(Default)]
+pub(crate) struct Sessions {
+    open: std::collections::HashMap<DeviceId, PairwiseSession>,
+}
+
+impl Sessions {
+    /// Seals `body` for `to` as message `message_id` sent at `ts`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn seal(
+        &mut self,
+        w: &DurableWriter<'_>,
+        id: &Identity,
+        list: &DeviceList,
+        to: DeviceId,
+        body: &Body,
+        message_id: MessageId,
+        ts: i64,
+    ) -> Result<Vec<u8>> {
+        let cert = list.device(to.index).ok_or_else(|| {
+            Error::BadInput(format!("device {to} is not in its account's device list"))
+        })?;
+        let session = match self.open.entry(to) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(match w.session(to.account.as_bytes(), to.index)? {
+                    Some(bytes) => PairwiseSession::from_bytes(bytes.expose())?,
+                    None => PairwiseSession::new(id.device, to),
+                })
+            }
+        };
+        let mut rng = OsRng::new().map_err(|e| Error::Random(e.to_string()))?;
+        let outbound = session.outbound(
+            &id.keys,
+            cert.keys(),
+            now_ms(),
+            &RekeyPolicy::default(),
+            &mut rng,
+        )?;
+        let params = SealParams {
+            message_id,
+            timestamp_ms: ts.max(0),
+            flags: Flags::NONE,
+        };
+        Ok(tandem_proto::seal_envelope(outbound, &params, body)?)
+    }
+
+    /// Stores every advanced session.
+    pub(crate) fn store(self, w: &mut DurableWriter<'_>) -> Result<()> {
+        for (to, session) in self.open {
+            let state = session.to_bytes()?;
+            w.put_session(to.account.as_bytes(), to.index, &state)?;
+        }
+        Ok(())
+    }
 }
 
 /// Opens an envelope from one of this account's devices inside a durable transaction: the

@@ -18,7 +18,7 @@ use crate::contacts::{
     Directory, account_from, chat_ref, direct_chat_id, ensure_direct_chat, group_chat_id,
     queue_fanout, queued_body, save_contact,
 };
-use crate::identity::{Identity, seal_message};
+use crate::identity::{Identity, Sessions, seal_message};
 use crate::views::{MessageView, ReactionView, message_view};
 use crate::{Engine, Error, Result, now_ms};
 
@@ -740,6 +740,7 @@ pub(crate) fn seal_fanout(
     for account in dir.accounts() {
         rows.extend(w.fanout_for(account.as_bytes().as_slice(), SEAL_BATCH)?);
     }
+    let mut sessions = Sessions::default();
     for row in rows {
         let item = &row.item;
         let Some(account) = account_from(&item.account) else {
@@ -755,7 +756,7 @@ pub(crate) fn seal_fanout(
             if device == id.device {
                 continue;
             }
-            let envelope = seal_message(w, id, list, device, &body, wire, item.ts)?;
+            let envelope = sessions.seal(w, id, list, device, &body, wire, item.ts)?;
             w.enqueue(&NewOutboxItem {
                 message_id: item.message_id,
                 recipient_account: account.as_bytes().to_vec(),
@@ -770,5 +771,6 @@ pub(crate) fn seal_fanout(
             w.set_status(item.message_id, MessageStatus::Sent)?;
         }
     }
+    sessions.store(w)?;
     Ok(sealed)
 }

@@ -678,21 +678,24 @@ fn typing_shows_on_the_other_side_and_a_dropped_connection_reads_offline() {
     let url = world.url();
     let alice_phone = Running::start(&world.alice_phone, &url);
     let bob = Running::start(&world.bob_phone, &url);
-    alice_phone.wait_for("Bob online", |e| {
-        matches!(e, Event::Presence { online: true, name, .. } if name == "Bob")
-    });
+    alice_phone.wait_for(
+        "Bob online",
+        |e| matches!(e, Event::Presence { online: true, name, .. } if name == "Bob"),
+    );
     bob.ask(Request::Typing {
         chat: "Alice".into(),
         on: true,
     });
-    alice_phone.wait_for("Bob typing", |e| {
-        matches!(e, Event::Typing { from, on: true, .. } if from == "Bob")
-    });
+    alice_phone.wait_for(
+        "Bob typing",
+        |e| matches!(e, Event::Typing { from, on: true, .. } if from == "Bob"),
+    );
     // Bob's process goes away without a goodbye: the broker publishes his Last Will.
     drop(bob);
-    alice_phone.wait_for("Bob offline", |e| {
-        matches!(e, Event::Presence { online: false, name, .. } if name == "Bob")
-    });
+    alice_phone.wait_for(
+        "Bob offline",
+        |e| matches!(e, Event::Presence { online: false, name, .. } if name == "Bob"),
+    );
     // Typing is never stored.
     assert!(texts(&open(&world.alice_phone), "Bob").is_empty());
 }
