@@ -177,6 +177,7 @@ impl Messenger {
         on: &mut dyn FnMut(&Event),
     ) -> Result<bool> {
         let Pending { request, reply } = pending;
+        tracing::debug!(device = %id.device, ?request, "handed-over work");
         let mut wait_for = None;
         let mut reload = false;
         let result: Result<serde_json::Value> = (|| {
@@ -298,6 +299,11 @@ impl Messenger {
         conn: &mut Connection,
         on: &mut dyn FnMut(&Event),
     ) -> Result<()> {
+        if conn.take_lost_in_flight() {
+            // The broker kept no session: what was in flight is published again (receivers
+            // drop what they already have).
+            self.in_flight.clear();
+        }
         conn.publish(
             &topics::presence(&id.device),
             Presence {
@@ -325,7 +331,7 @@ impl Messenger {
         if store.fanout_len()? > 0 {
             loop {
                 let sealed = store.write_durable(|w| seal_fanout(w, id, &self.dir))?;
-                tracing::debug!(sealed, "sealed fan-out rows");
+                tracing::debug!(device = %id.device, sealed, "sealed fan-out rows");
                 if sealed == 0 {
                     break;
                 }
@@ -375,10 +381,15 @@ impl Messenger {
             tracing::debug!(tag, "an acknowledgement of a row not in flight");
             return Ok(());
         };
-        let sent = engine.store().write(|w| -> Result<bool> {
+        let (unsent, sent) = engine.store().write(|w| -> Result<(u64, bool)> {
             w.outbox_done(OutboxId(tag))?;
-            Ok(w.unsent_of(message)? == 0 && w.set_status(message, MessageStatus::Sent)?)
+            let unsent = w.unsent_of(message)?;
+            Ok((
+                unsent,
+                unsent == 0 && w.set_status(message, MessageStatus::Sent)?,
+            ))
         })?;
+        tracing::debug!(tag, %message, unsent, sent, "the broker acknowledged an outbox row");
         if sent {
             engine.emit(
                 vec![Effect::Status {
@@ -387,15 +398,19 @@ impl Messenger {
                 }],
                 on,
             );
-            if let Some(waiters) = self.waiters.remove(&message) {
-                let view = engine.message_view(message).and_then(|v| to_value(&v));
-                for waiter in waiters {
-                    let reply = match &view {
-                        Ok(value) => Reply::Ok(value.clone()),
-                        Err(e) => Reply::error(e),
-                    };
-                    let _ = waiter.send(reply);
-                }
+        }
+        // Everything left: a `send --wait` is answered (a receipt may have moved the status
+        // past "sent" before the last acknowledgement).
+        if unsent == 0
+            && let Some(waiters) = self.waiters.remove(&message)
+        {
+            let view = engine.message_view(message).and_then(|v| to_value(&v));
+            for waiter in waiters {
+                let reply = match &view {
+                    Ok(value) => Reply::Ok(value.clone()),
+                    Err(e) => Reply::error(e),
+                };
+                let _ = waiter.send(reply);
             }
         }
         Ok(())
@@ -447,7 +462,7 @@ impl Messenger {
             .write_durable(|w| dir.accept(w, &account, &publish.payload));
         match accepted {
             Ok(true) => {
-                tracing::debug!(%account, "took a device list");
+                tracing::debug!(device = %id.device, %account, "took a device list");
                 self.released.extend(
                     engine
                         .store()

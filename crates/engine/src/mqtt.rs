@@ -130,6 +130,9 @@ pub(crate) struct Connection {
     patient: bool,
     /// Whether this outage was reported.
     reported: bool,
+    /// A reconnection found no session on the broker: the publishes in flight were dropped
+    /// by `rumqttc` and must be published again by their owner.
+    lost_in_flight: bool,
 }
 
 impl std::fmt::Debug for Connection {
@@ -202,7 +205,14 @@ impl Connection {
             last_error: None,
             patient: false,
             reported: false,
+            lost_in_flight: false,
         })
+    }
+
+    /// Whether a reconnection lost the publishes in flight (the broker kept no session);
+    /// asking clears it.
+    pub(crate) fn take_lost_in_flight(&mut self) -> bool {
+        std::mem::take(&mut self.lost_in_flight)
     }
 
     /// Makes a broker that does not answer at first a retried outage (reported as
@@ -381,8 +391,14 @@ impl Connection {
                 });
             };
             match polled {
-                Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                Ok(Event::Incoming(Packet::ConnAck(ack))) => {
                     let reconnected = self.ever_connected;
+                    if reconnected && !ack.session_present {
+                        // rumqttc drops what was in flight when the broker kept no session.
+                        self.inflight_tags.clear();
+                        self.collided = None;
+                        self.lost_in_flight = true;
+                    }
                     self.connected = true;
                     self.ever_connected = true;
                     self.failing_since = None;

@@ -682,6 +682,11 @@ fn typing_shows_on_the_other_side_and_a_dropped_connection_reads_offline() {
         "Bob online",
         |e| matches!(e, Event::Presence { online: true, name, .. } if name == "Bob"),
     );
+    // Bob watches Alice's presence once he holds her device list: then he can seal to her.
+    bob.wait_for(
+        "Alice online",
+        |e| matches!(e, Event::Presence { online: true, name, .. } if name == "Alice"),
+    );
     bob.ask(Request::Typing {
         chat: "Alice".into(),
         on: true,
