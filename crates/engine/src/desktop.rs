@@ -558,7 +558,7 @@ impl Engine {
                     quiet_since = Instant::now();
                 }
                 Incoming::SubAck => {}
-                Incoming::PubAck(tag) => messenger.on_puback(self, tag, on)?,
+                Incoming::PubAck(tag) => messenger.on_puback(self, &id, &mut conn, tag, on)?,
                 Incoming::Down(reason) => on(&Event::Offline { reason }),
                 Incoming::Timeout if connected && finished.is_some() => {
                     let report = finished.unwrap_or(none);

@@ -28,8 +28,9 @@ use crate::mqtt::{Connection, Incoming, topics};
 use crate::views::Event;
 use crate::{Engine, Result, now_ms};
 
-/// Outbox rows handed to the connection per pass.
-const PUBLISH_BATCH: usize = 512;
+/// Outbox rows in flight at most (handed to the connection, not yet acknowledged): well
+/// under rumqttc's request queue, refilled as acknowledgements come back.
+const MAX_IN_FLIGHT: usize = 256;
 
 /// What a device publishes, retained, at its presence topic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -337,81 +338,118 @@ impl Messenger {
                 }
             }
         }
-        loop {
-            let rows = store.outbox_pending(i64::MAX, PUBLISH_BATCH + self.in_flight.len())?;
-            let mut handed = 0;
-            for row in rows {
-                if self.in_flight.contains_key(&row.id.0) {
-                    continue;
-                }
-                let to = match account_from(&row.recipient_account) {
-                    Some(account) => DeviceId::new(account, row.recipient_device),
-                    None => {
-                        store.write(|w| w.outbox_done(row.id))?;
-                        continue;
-                    }
-                };
-                conn.publish_tagged(&topics::inbox(&to), row.payload, row.id.0)?;
-                self.in_flight.insert(row.id.0, row.message_id);
-                handed += 1;
-            }
-            tracing::debug!(
-                handed,
-                in_flight = self.in_flight.len(),
-                "outbox rows handed to the broker"
-            );
-            if handed < PUBLISH_BATCH {
-                return Ok(());
-            }
-        }
+        self.publish_outbox(engine, id, conn)
     }
 
-    /// The broker acknowledged outbox row `tag`: it is done; a message none of whose envelopes
-    /// wait any more is "sent".
+    /// Hands outbox rows not yet in flight to the connection, up to [`MAX_IN_FLIGHT`].
+    fn publish_outbox(
+        &mut self,
+        engine: &Engine,
+        id: &Identity,
+        conn: &mut Connection,
+    ) -> Result<()> {
+        let store = engine.store();
+        let room = MAX_IN_FLIGHT.saturating_sub(self.in_flight.len());
+        if room == 0 {
+            return Ok(());
+        }
+        let rows = store.outbox_pending(i64::MAX, room + self.in_flight.len())?;
+        let mut handed = 0;
+        for row in rows {
+            if handed == room {
+                break;
+            }
+            if self.in_flight.contains_key(&row.id.0) {
+                continue;
+            }
+            let to = match account_from(&row.recipient_account) {
+                Some(account) => DeviceId::new(account, row.recipient_device),
+                None => {
+                    store.write(|w| w.outbox_done(row.id))?;
+                    continue;
+                }
+            };
+            conn.publish_tagged(&topics::inbox(&to), row.payload, row.id.0)?;
+            self.in_flight.insert(row.id.0, row.message_id);
+            handed += 1;
+        }
+        tracing::debug!(
+            device = %id.device,
+            handed,
+            in_flight = self.in_flight.len(),
+            "outbox rows handed to the broker"
+        );
+        Ok(())
+    }
+
+    /// The broker acknowledged outbox row `tag` (and maybe more right behind it): they are
+    /// done, in one transaction; a message none of whose envelopes wait any more is "sent";
+    /// the outbox refills what is in flight.
     pub(crate) fn on_puback(
         &mut self,
         engine: &Engine,
+        id: &Identity,
+        conn: &mut Connection,
         tag: Option<i64>,
         on: &mut dyn FnMut(&Event),
     ) -> Result<()> {
-        let Some(tag) = tag else {
-            return Ok(());
-        };
-        let Some(message) = self.in_flight.remove(&tag) else {
-            tracing::debug!(tag, "an acknowledgement of a row not in flight");
-            return Ok(());
-        };
-        let (unsent, sent) = engine.store().write(|w| -> Result<(u64, bool)> {
-            w.outbox_done(OutboxId(tag))?;
-            let unsent = w.unsent_of(message)?;
-            Ok((
-                unsent,
-                unsent == 0 && w.set_status(message, MessageStatus::Sent)?,
-            ))
-        })?;
-        tracing::debug!(tag, %message, unsent, sent, "the broker acknowledged an outbox row");
-        if sent {
-            engine.emit(
-                vec![Effect::Status {
-                    id: message,
-                    status: MessageStatus::Sent,
-                }],
-                on,
-            );
-        }
-        // Everything left: a `send --wait` is answered (a receipt may have moved the status
-        // past "sent" before the last acknowledgement).
-        if unsent == 0
-            && let Some(waiters) = self.waiters.remove(&message)
-        {
-            let view = engine.message_view(message).and_then(|v| to_value(&v));
-            for waiter in waiters {
-                let reply = match &view {
-                    Ok(value) => Reply::Ok(value.clone()),
-                    Err(e) => Reply::error(e),
-                };
-                let _ = waiter.send(reply);
+        let mut tags: Vec<i64> = tag.into_iter().collect();
+        tags.extend(conn.ready_pubacks());
+        let mut messages = Vec::new();
+        for tag in &tags {
+            if let Some(message) = self.in_flight.remove(tag)
+                && !messages.contains(&message)
+            {
+                messages.push(message);
             }
+        }
+        if messages.is_empty() {
+            return Ok(());
+        }
+        let settled = engine
+            .store()
+            .write(|w| -> Result<Vec<(MessageId, bool)>> {
+                for tag in &tags {
+                    w.outbox_done(OutboxId(*tag))?;
+                }
+                let mut settled = Vec::new();
+                for message in &messages {
+                    if w.unsent_of(*message)? == 0 {
+                        settled.push((*message, w.set_status(*message, MessageStatus::Sent)?));
+                    }
+                }
+                Ok(settled)
+            })?;
+        tracing::debug!(
+            acknowledged = tags.len(),
+            settled = settled.len(),
+            "the broker acknowledged outbox rows"
+        );
+        for (message, sent) in settled {
+            if sent {
+                engine.emit(
+                    vec![Effect::Status {
+                        id: message,
+                        status: MessageStatus::Sent,
+                    }],
+                    on,
+                );
+            }
+            // Everything left: a `send --wait` is answered (a receipt may have moved the
+            // status past "sent" before the last acknowledgement).
+            if let Some(waiters) = self.waiters.remove(&message) {
+                let view = engine.message_view(message).and_then(|v| to_value(&v));
+                for waiter in waiters {
+                    let reply = match &view {
+                        Ok(value) => Reply::Ok(value.clone()),
+                        Err(e) => Reply::error(e),
+                    };
+                    let _ = waiter.send(reply);
+                }
+            }
+        }
+        if self.in_flight.len() <= MAX_IN_FLIGHT / 2 {
+            self.publish_outbox(engine, id, conn)?;
         }
         Ok(())
     }

@@ -110,6 +110,8 @@ pub(crate) struct Connection {
     events: Option<EventLoop>,
     /// What the driver task polled, in order.
     polled: Option<mpsc::Receiver<Polled>>,
+    /// A polled result taken out of order by [`Connection::ready_pubacks`], returned first.
+    stashed: Option<Polled>,
     driver: Option<JoinHandle<()>>,
     subscriptions: Vec<String>,
     subscribes_sent: u64,
@@ -184,12 +186,18 @@ impl Connection {
         let mut options =
             mqtt_options(&url, client_id, &settings).map_err(|e| Error::BadInput(e.to_string()))?;
         options.set_manual_acks(true);
-        let (client, events) = AsyncClient::new(options, REQUEST_CAPACITY);
+        let (client, mut events) = AsyncClient::new(options, REQUEST_CAPACITY);
+        // Small packets both ways (a publish, then its acknowledgement): without TCP_NODELAY,
+        // Nagle's algorithm meeting the peer's delayed ACK holds one for up to 40 ms.
+        let mut network = events.network_options();
+        network.set_tcp_nodelay(true);
+        events.set_network_options(network);
         Ok(Self {
             url,
             client,
             events: Some(events),
             polled: None,
+            stashed: None,
             driver: None,
             subscriptions: Vec::new(),
             subscribes_sent: 0,
@@ -207,6 +215,36 @@ impl Connection {
             reported: false,
             lost_in_flight: false,
         })
+    }
+
+    /// The tags of the acknowledgements already received and waiting behind the one just
+    /// returned, so that their owner handles a burst in one store transaction. Stops at the
+    /// first event that is not an acknowledgement (kept for the next [`Connection::next`]).
+    pub(crate) fn ready_pubacks(&mut self) -> Vec<i64> {
+        let mut tags = Vec::new();
+        if self.stashed.is_some() {
+            return tags;
+        }
+        let Some(mut rx) = self.polled.take() else {
+            return tags;
+        };
+        while let Ok(polled) = rx.try_recv() {
+            match polled {
+                Ok(Event::Incoming(Packet::PubAck(ack))) => {
+                    self.pubacks += 1;
+                    if let Some(tag) = self.inflight_tags.remove(&ack.pkid) {
+                        tags.push(tag);
+                    }
+                }
+                Ok(Event::Outgoing(outgoing)) => self.on_outgoing(&outgoing),
+                other => {
+                    self.stashed = Some(other);
+                    break;
+                }
+            }
+        }
+        self.polled = Some(rx);
+        tags
     }
 
     /// Whether a reconnection lost the publishes in flight (the broker kept no session);
@@ -361,6 +399,9 @@ impl Connection {
 
     /// The next polled result, from the driver task (started on the first call). Cancel-safe.
     async fn poll(&mut self) -> Option<Polled> {
+        if let Some(stashed) = self.stashed.take() {
+            return Some(stashed);
+        }
         if let Some(events) = self.events.take() {
             let (rx, task) = spawn_driver(events);
             self.polled = Some(rx);

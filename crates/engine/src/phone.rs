@@ -663,7 +663,7 @@ impl Engine {
                         });
                     }
                 }
-                Incoming::PubAck(tag) => messenger.on_puback(self, tag, on)?,
+                Incoming::PubAck(tag) => messenger.on_puback(self, &id, &mut conn, tag, on)?,
                 Incoming::Down(reason) => on(&Event::Offline { reason }),
                 Incoming::Timeout => {
                     if until == ServeUntil::Drained && messenger.drained(self)? {
