@@ -2,6 +2,7 @@
 #![allow(clippy::print_stdout)]
 
 mod envelope;
+mod messaging;
 mod report;
 mod store;
 mod sync;
@@ -19,6 +20,9 @@ enum Group {
     Store,
     /// History sync from a phone to a newly linked desktop through a loopback broker.
     Sync,
+    /// Live messaging: send-to-stored latency and fan-out to a five-device account, each
+    /// beside bare MQTT on the same embedded broker.
+    Messaging,
 }
 
 /// Tandem's benchmarks (run them with `--release`).
@@ -44,6 +48,9 @@ fn main() -> anyhow::Result<()> {
     }
     if matches!(args.group, Group::All | Group::Sync) {
         sync::run(&mut out, args.quick)?;
+    }
+    if matches!(args.group, Group::All | Group::Messaging) {
+        messaging::run(&mut out, args.quick)?;
     }
     Ok(())
 }
