@@ -3,10 +3,12 @@
 //!
 //! Two flavours:
 //! - [`Mosquitto`]: one plain, anonymous listener (the conformance suite).
-//! - [`DeployedMosquitto`]: the configuration shipped in `docs/broker/` (TLS device and
-//!   pairing listeners, per-device passwords, per-device ACLs), read from the repository and
-//!   adapted only in ports and paths, with certificates made by the shipped `make-certs.sh`
-//!   and passwords hashed by `mosquitto_passwd -U` as the README says.
+//! - [`DeployedMosquitto`]: the deployment shipped in `docs/broker/`, two Mosquitto processes
+//!   as an operator runs them: the device broker (`mosquitto.conf`: TLS, per-device passwords,
+//!   per-device ACLs) and the pairing broker (`mosquitto-pairing.conf`: TLS, anonymous,
+//!   pairing topics only). Both files are read from the repository and adapted only in ports
+//!   and paths, with certificates made by the shipped `make-certs.sh` and passwords hashed by
+//!   `mosquitto_passwd -U` as the README says.
 //!
 //! The rule when `mosquitto` is missing: [`Mosquitto::start`] fails with
 //! [`Error::MosquittoMissing`], which says how to install it. [`Mosquitto::start_or_skip`]
@@ -60,14 +62,10 @@ impl MosquittoOptions {
 /// A running `mosquitto` process. Dropping it kills the process and waits for it.
 #[derive(Debug)]
 pub struct Mosquitto {
-    binary: PathBuf,
-    dir: TempDir,
-    config: PathBuf,
-    addr: SocketAddr,
+    // Declared before `dir`: the process is killed before its directory is removed.
+    process: Process,
     url: BrokerUrl,
-    /// Every address that must accept connections before the broker counts as started.
-    listeners: Vec<SocketAddr>,
-    child: Option<Child>,
+    dir: TempDir,
 }
 
 impl Mosquitto {
@@ -92,17 +90,22 @@ impl Mosquitto {
             let addr = free_port()?;
             let text = config_text(addr, dir.path(), options.persistence, running_as_root());
             std::fs::write(&config, text).map_err(io(format!("write {}", config.display())))?;
-            let mut broker = Self {
+            let mut process = Process {
+                what: "mosquitto".to_owned(),
                 binary: binary.clone(),
-                dir,
                 config,
+                log: dir.path().join("mosquitto.log"),
                 addr,
-                url: BrokerUrl::from_socket_addr(addr)?,
-                listeners: vec![addr],
                 child: None,
             };
-            match broker.spawn_and_wait() {
-                Ok(()) => return Ok(broker),
+            match process.spawn_and_wait() {
+                Ok(()) => {
+                    return Ok(Self {
+                        process,
+                        url: BrokerUrl::from_socket_addr(addr)?,
+                        dir,
+                    });
+                }
                 Err(Error::Exited { log, .. }) if attempt < 3 && log.contains("in use") => {}
                 Err(e) => return Err(e),
             }
@@ -121,7 +124,7 @@ impl Mosquitto {
     /// The address it listens on.
     #[must_use]
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.process.addr
     }
 
     /// `mqtt://127.0.0.1:port`.
@@ -139,13 +142,13 @@ impl Mosquitto {
     /// The broker's log so far.
     #[must_use]
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("mosquitto.log")).unwrap_or_default()
+        self.process.log()
     }
 
     /// The process id, while it runs.
     #[must_use]
     pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
+        self.process.pid()
     }
 
     /// Stops the broker gracefully (SIGTERM: with persistence on it writes its database) and
@@ -155,12 +158,36 @@ impl Mosquitto {
     /// [`Error::Io`] if it cannot be signalled or restarted, [`Error::Exited`] or
     /// [`Error::NotReady`] if the new process does not come up.
     pub fn restart(&mut self) -> Result<()> {
-        self.stop_gracefully()?;
-        self.spawn_and_wait()
+        self.process.stop_gracefully()?;
+        self.process.spawn_and_wait()
+    }
+}
+
+/// One `mosquitto` process: its config file, its log file, the one address it listens on.
+/// Dropping it kills the process and waits for it.
+#[derive(Debug)]
+struct Process {
+    /// What error messages call it ("mosquitto", "the pairing mosquitto").
+    what: String,
+    binary: PathBuf,
+    config: PathBuf,
+    log: PathBuf,
+    addr: SocketAddr,
+    child: Option<Child>,
+}
+
+impl Process {
+    /// Its log so far (empty before it writes one).
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Starts it and returns once its address accepts TCP connections.
     fn spawn_and_wait(&mut self) -> Result<()> {
-        let log_path = self.dir.path().join("mosquitto.log");
         let child = Command::new(&self.binary)
             .arg("-c")
             .arg(&self.config)
@@ -175,25 +202,21 @@ impl Mosquitto {
             if let Some(child) = self.child.as_mut()
                 && let Some(status) = child
                     .try_wait()
-                    .map_err(io("check on the mosquitto process"))?
+                    .map_err(io(format!("check on {}", self.what)))?
             {
                 self.child = None;
                 return Err(Error::Exited {
-                    what: format!("mosquitto on {}", self.addr),
+                    what: format!("{} on {}", self.what, self.addr),
                     status,
-                    log: tail(&std::fs::read_to_string(&log_path).unwrap_or_default()),
+                    log: tail(&self.log()),
                 });
             }
-            if self
-                .listeners
-                .iter()
-                .all(|addr| TcpStream::connect_timeout(addr, Duration::from_millis(200)).is_ok())
-            {
+            if TcpStream::connect_timeout(&self.addr, Duration::from_millis(200)).is_ok() {
                 return Ok(());
             }
             if started.elapsed() > READY_TIMEOUT {
                 return Err(Error::NotReady {
-                    what: "mosquitto".to_owned(),
+                    what: self.what.clone(),
                     addr: self.addr,
                     waited: READY_TIMEOUT,
                     log: tail(&self.log()),
@@ -212,7 +235,7 @@ impl Mosquitto {
             .arg("-TERM")
             .arg(child.id().to_string())
             .status()
-            .map_err(io("run `kill -TERM` on mosquitto"))?;
+            .map_err(io(format!("run `kill -TERM` on {}", self.what)))?;
         if !status.success() {
             // Already gone (it died): reap it below.
             let _ = child.kill();
@@ -221,14 +244,16 @@ impl Mosquitto {
         loop {
             if child
                 .try_wait()
-                .map_err(io("wait for mosquitto to stop"))?
+                .map_err(io(format!("wait for {} to stop", self.what)))?
                 .is_some()
             {
                 return Ok(());
             }
             if started.elapsed() > STOP_TIMEOUT {
                 let _ = child.kill();
-                child.wait().map_err(io("wait for mosquitto to stop"))?;
+                child
+                    .wait()
+                    .map_err(io(format!("wait for {} to stop", self.what)))?;
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(10));
@@ -243,7 +268,7 @@ impl Mosquitto {
     }
 }
 
-impl Drop for Mosquitto {
+impl Drop for Process {
     fn drop(&mut self) {
         self.kill();
     }
@@ -352,92 +377,128 @@ pub fn shipped_config_dir() -> PathBuf {
         .join("broker")
 }
 
-/// Mosquitto running the configuration shipped in `docs/broker/`: a TLS device listener
-/// (passwords, per-device ACLs, username as client id) and a TLS pairing listener
-/// (anonymous, pairing topics only), both on free 127.0.0.1 ports. Dropping it kills the
-/// process.
+/// The deployment shipped in `docs/broker/`, as two Mosquitto processes on free 127.0.0.1
+/// ports: the device broker (`mosquitto.conf`: TLS, passwords, per-device ACLs, username as
+/// client id, persistence) and the pairing broker (`mosquitto-pairing.conf`: TLS, anonymous,
+/// pairing topics only). Each has a client id space of its own. Both share one directory
+/// (certificates, password file, ACLs, configs, logs), as on a real host. Dropping it kills
+/// both processes.
 ///
-/// The server certificate names `127.0.0.1`; the CA that signed it is [`Self::ca_pem`].
+/// The server certificate (one, for both) names `127.0.0.1`; the CA that signed it is
+/// [`Self::ca_pem`].
 #[derive(Debug)]
 pub struct DeployedMosquitto {
-    broker: Mosquitto,
-    passwd_binary: PathBuf,
-    pairing_addr: SocketAddr,
+    // The processes are declared before `dir`: they are killed before it is removed.
+    devices: Process,
+    pairing: Process,
+    device_url: BrokerUrl,
     pairing_url: BrokerUrl,
+    passwd_binary: PathBuf,
     ca_pem: Vec<u8>,
+    dir: TempDir,
 }
 
 impl DeployedMosquitto {
     /// Makes a CA and a server certificate (`make-certs.sh`), registers `logins` in the
-    /// password file, and starts Mosquitto with the shipped configuration; returns once both
-    /// listeners accept connections.
+    /// password file, and starts the device broker and the pairing broker with the shipped
+    /// configurations; returns once both accept connections.
     ///
     /// # Errors
     /// [`Error::MosquittoMissing`] if `mosquitto` or `mosquitto_passwd` is not found;
-    /// [`Error::Exited`] if `make-certs.sh` or `mosquitto_passwd` fails or Mosquitto exits;
-    /// [`Error::Io`] if a file cannot be written or the shipped configuration no longer holds
-    /// the placeholders the test replaces; [`Error::NotReady`] if it does not come up.
+    /// [`Error::Exited`] if `make-certs.sh` or `mosquitto_passwd` fails or a Mosquitto
+    /// exits; [`Error::Io`] if a file cannot be written or a shipped configuration no longer
+    /// holds the placeholders the test replaces; [`Error::NotReady`] if one does not come
+    /// up.
     pub fn start(logins: &[Credentials]) -> Result<Self> {
         let binary = find_binary()?;
         let passwd_binary = find_passwd_binary()?;
         let shipped = shipped_config_dir();
-        let shipped_conf = shipped.join("mosquitto.conf");
-        let shipped_text = std::fs::read_to_string(&shipped_conf)
-            .map_err(io(format!("read {}", shipped_conf.display())))?;
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let dir = tempfile::Builder::new()
-                .prefix("tandem-mosquitto-tls-")
-                .tempdir()
-                .map_err(io("create a temporary directory for mosquitto"))?;
-            make_certs(&shipped, dir.path())?;
-            for acl in ["acl-devices", "acl-pairing"] {
-                let from = shipped.join(acl);
-                std::fs::copy(&from, dir.path().join(acl))
-                    .map_err(io(format!("copy {}", from.display())))?;
-            }
-            let passwords = dir.path().join("passwords");
-            std::fs::write(&passwords, "")
-                .map_err(io(format!("create {}", passwords.display())))?;
-            add_logins(&passwd_binary, dir.path(), logins)?;
-            let (device_addr, pairing_addr) = two_free_ports()?;
-            let text = deployed_config_text(
-                &shipped_text,
-                device_addr,
-                pairing_addr,
-                dir.path(),
-                running_as_root(),
-            )
-            .map_err(|reason| Error::Io {
+        let read_shipped = |name: &str| {
+            let path = shipped.join(name);
+            std::fs::read_to_string(&path)
+                .map(|text| (path.clone(), text))
+                .map_err(io(format!("read {}", path.display())))
+        };
+        let (device_conf, device_text) = read_shipped(DEVICE_CONF)?;
+        let (pairing_conf, pairing_text) = read_shipped(PAIRING_CONF)?;
+
+        let dir = tempfile::Builder::new()
+            .prefix("tandem-mosquitto-tls-")
+            .tempdir()
+            .map_err(io("create a temporary directory for mosquitto"))?;
+        make_certs(&shipped, dir.path())?;
+        for acl in ["acl-devices", "acl-pairing"] {
+            let from = shipped.join(acl);
+            std::fs::copy(&from, dir.path().join(acl))
+                .map_err(io(format!("copy {}", from.display())))?;
+        }
+        let passwords = dir.path().join("passwords");
+        std::fs::write(&passwords, "").map_err(io(format!("create {}", passwords.display())))?;
+        add_logins(&passwd_binary, dir.path(), logins)?;
+        let ca_path = dir.path().join("ca.crt");
+        let ca_pem = std::fs::read(&ca_path).map_err(io(format!("read {}", ca_path.display())))?;
+
+        let as_root = running_as_root();
+        let adapt = |shipped_conf: &Path, adapted: Result<String, String>| {
+            let text = adapted.map_err(|reason| Error::Io {
                 what: format!("adapt {} for the test", shipped_conf.display()),
                 source: std::io::Error::new(std::io::ErrorKind::InvalidData, reason),
             })?;
-            let config = dir.path().join("mosquitto.conf");
+            let name = shipped_conf.file_name().unwrap_or_default();
+            let config = dir.path().join(name);
             std::fs::write(&config, text).map_err(io(format!("write {}", config.display())))?;
-            let ca_path = dir.path().join("ca.crt");
-            let ca_pem =
-                std::fs::read(&ca_path).map_err(io(format!("read {}", ca_path.display())))?;
-            let mut broker = Mosquitto {
+            Ok::<_, Error>(config)
+        };
+        // A port found by binding port 0 can be taken again before mosquitto binds it: retry
+        // with fresh ports when that happens.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let (device_addr, pairing_addr) = two_free_ports()?;
+            let mut devices = Process {
+                what: "the device mosquitto".to_owned(),
                 binary: binary.clone(),
-                dir,
-                config,
+                config: adapt(
+                    &device_conf,
+                    device_config_text(&device_text, device_addr, dir.path(), as_root),
+                )?,
+                log: dir.path().join(DEVICE_LOG),
                 addr: device_addr,
-                url: BrokerUrl::from_socket_addr_with(Scheme::Mqtts, device_addr)?,
-                listeners: vec![device_addr, pairing_addr],
                 child: None,
             };
-            match broker.spawn_and_wait() {
+            let mut pairing = Process {
+                what: "the pairing mosquitto".to_owned(),
+                binary: binary.clone(),
+                config: adapt(
+                    &pairing_conf,
+                    pairing_config_text(&pairing_text, pairing_addr, dir.path(), as_root),
+                )?,
+                log: dir.path().join(PAIRING_LOG),
+                addr: pairing_addr,
+                child: None,
+            };
+            match devices
+                .spawn_and_wait()
+                .and_then(|()| pairing.spawn_and_wait())
+            {
                 Ok(()) => {
                     return Ok(Self {
-                        broker,
-                        passwd_binary,
-                        pairing_addr,
+                        devices,
+                        pairing,
+                        device_url: BrokerUrl::from_socket_addr_with(Scheme::Mqtts, device_addr)?,
                         pairing_url: BrokerUrl::from_socket_addr_with(Scheme::Mqtts, pairing_addr)?,
+                        passwd_binary,
                         ca_pem,
+                        dir,
                     });
                 }
-                Err(Error::Exited { log, .. }) if attempt < 3 && log.contains("in use") => {}
+                Err(Error::Exited { log, .. }) if attempt < 3 && log.contains("in use") => {
+                    // Stop the one that did start; start the next attempt with clean logs.
+                    drop((devices, pairing));
+                    for log in [DEVICE_LOG, PAIRING_LOG] {
+                        let _ = std::fs::remove_file(dir.path().join(log));
+                    }
+                }
                 Err(e) => return Err(e),
             }
         }
@@ -452,28 +513,28 @@ impl DeployedMosquitto {
         skip_if_missing(Self::start(logins), skip_requested())
     }
 
-    /// `mqtts://127.0.0.1:port` of the device listener.
+    /// `mqtts://127.0.0.1:port` of the device broker.
     #[must_use]
     pub fn device_url(&self) -> &BrokerUrl {
-        self.broker.url()
+        &self.device_url
     }
 
-    /// The device listener's address.
+    /// The device broker's address.
     #[must_use]
     pub fn device_addr(&self) -> SocketAddr {
-        self.broker.addr()
+        self.devices.addr
     }
 
-    /// `mqtts://127.0.0.1:port` of the pairing listener.
+    /// `mqtts://127.0.0.1:port` of the pairing broker.
     #[must_use]
     pub fn pairing_url(&self) -> &BrokerUrl {
         &self.pairing_url
     }
 
-    /// The pairing listener's address.
+    /// The pairing broker's address.
     #[must_use]
     pub fn pairing_addr(&self) -> SocketAddr {
-        self.pairing_addr
+        self.pairing.addr
     }
 
     /// The CA certificate (PEM) that signed the server certificate.
@@ -488,43 +549,49 @@ impl DeployedMosquitto {
         TlsTrust::from_ca_pem(self.ca_pem.clone())
     }
 
-    /// The broker's log so far.
+    /// The device broker's log so far.
     #[must_use]
     pub fn log(&self) -> String {
-        self.broker.log()
+        self.devices.log()
     }
 
-    /// The temporary directory holding the configuration, certificates, password file and
-    /// log.
+    /// The pairing broker's log so far.
+    #[must_use]
+    pub fn pairing_log(&self) -> String {
+        self.pairing.log()
+    }
+
+    /// The temporary directory holding both configurations, the certificates, the password
+    /// file, the ACLs and both logs.
     #[must_use]
     pub fn dir(&self) -> &Path {
-        self.broker.dir()
+        self.dir.path()
     }
 
-    /// Registers more devices while the broker runs, the way an operator does: hashes the
+    /// Registers more devices while the brokers run, the way an operator does: hashes the
     /// new `username:password` lines with `mosquitto_passwd -U`, appends them to the
-    /// password file, and reloads Mosquitto (SIGHUP); returns once it has reloaded.
+    /// password file, and reloads the device broker (SIGHUP); returns once it has reloaded.
     ///
     /// # Errors
     /// [`Error::Exited`] if `mosquitto_passwd` fails, [`Error::Io`] if a file cannot be
     /// written or the process signalled, [`Error::NotReady`] if no reload shows in the log.
     pub fn register(&self, logins: &[Credentials]) -> Result<()> {
-        add_logins(&self.passwd_binary, self.broker.dir(), logins)?;
+        add_logins(&self.passwd_binary, self.dir(), logins)?;
         let reloads_before = self.log().matches(RELOAD_LINE).count();
-        let Some(pid) = self.broker.pid() else {
+        let Some(pid) = self.devices.pid() else {
             return Err(Error::Io {
-                what: "reload mosquitto".to_owned(),
-                source: std::io::Error::other("mosquitto is not running"),
+                what: "reload the device mosquitto".to_owned(),
+                source: std::io::Error::other("it is not running"),
             });
         };
         let status = Command::new("kill")
             .arg("-HUP")
             .arg(pid.to_string())
             .status()
-            .map_err(io("run `kill -HUP` on mosquitto"))?;
+            .map_err(io("run `kill -HUP` on the device mosquitto"))?;
         if !status.success() {
             return Err(Error::Io {
-                what: format!("send SIGHUP to mosquitto (pid {pid})"),
+                what: format!("send SIGHUP to the device mosquitto (pid {pid})"),
                 source: std::io::Error::other(format!("kill exited with {status}")),
             });
         }
@@ -532,7 +599,7 @@ impl DeployedMosquitto {
         while self.log().matches(RELOAD_LINE).count() <= reloads_before {
             if started.elapsed() > READY_TIMEOUT {
                 return Err(Error::NotReady {
-                    what: "mosquitto to reload its password file".to_owned(),
+                    what: "the device mosquitto to reload its password file".to_owned(),
                     addr: self.device_addr(),
                     waited: READY_TIMEOUT,
                     log: tail(&self.log()),
@@ -543,6 +610,18 @@ impl DeployedMosquitto {
         Ok(())
     }
 }
+
+/// The device broker's configuration in `docs/broker/`.
+const DEVICE_CONF: &str = "mosquitto.conf";
+
+/// The pairing broker's configuration in `docs/broker/`.
+const PAIRING_CONF: &str = "mosquitto-pairing.conf";
+
+/// The device broker's log file in the test directory.
+const DEVICE_LOG: &str = "mosquitto.log";
+
+/// The pairing broker's log file in the test directory.
+const PAIRING_LOG: &str = "mosquitto-pairing.log";
 
 /// What Mosquitto logs when it starts reloading on SIGHUP (it finishes before it serves the
 /// network again: one thread does both).
@@ -666,50 +745,91 @@ fn two_free_ports() -> Result<(SocketAddr, SocketAddr)> {
     Ok((addr(&first)?, addr(&second)?))
 }
 
-/// The shipped `mosquitto.conf` adapted to a test: the two listeners bound to `device` and
-/// `pairing`, every path moved into `dir`, and `user root` when running as root. Each
-/// placeholder must be found: a shipped file that changed shape fails here, loudly.
-fn deployed_config_text(
+/// The shipped `mosquitto.conf` (the device broker) adapted to a test: its listener bound to
+/// `device`, every path moved into `dir`, and `user root` when running as root.
+fn device_config_text(
     shipped: &str,
     device: SocketAddr,
+    dir: &Path,
+    as_root: bool,
+) -> Result<String, String> {
+    let rules = [
+        ("listener 8883", listener_line(device)),
+        (
+            "persistence_location /var/lib/mosquitto/",
+            format!("persistence_location {}/", dir.display()),
+        ),
+        (
+            "log_dest file /var/log/mosquitto/mosquitto.log",
+            format!("log_dest file {}", dir.join(DEVICE_LOG).display()),
+        ),
+    ];
+    adapt_shipped_config(shipped, DEVICE_CONF, &rules, dir, as_root)
+}
+
+/// The shipped `mosquitto-pairing.conf` (the pairing broker) adapted to a test: its listener
+/// bound to `pairing`, every path moved into `dir`, and `user root` when running as root.
+fn pairing_config_text(
+    shipped: &str,
     pairing: SocketAddr,
     dir: &Path,
     as_root: bool,
 ) -> Result<String, String> {
-    let dir = dir.display();
-    let device_listener = format!("listener {} {}", device.port(), device.ip());
-    let pairing_listener = format!("listener {} {}", pairing.port(), pairing.ip());
-    let persistence = format!("persistence_location {dir}/");
-    let log = format!("log_dest file {dir}/mosquitto.log");
-    let line_rules: [(&str, &str); 4] = [
-        ("listener 8883", &device_listener),
-        ("listener 8884", &pairing_listener),
-        ("persistence_location /var/lib/mosquitto/", &persistence),
-        ("log_dest file /var/log/mosquitto/mosquitto.log", &log),
+    let rules = [
+        ("listener 8884", listener_line(pairing)),
+        (
+            "log_dest file /var/log/mosquitto/mosquitto-pairing.log",
+            format!("log_dest file {}", dir.join(PAIRING_LOG).display()),
+        ),
     ];
-    let mut found = [false; 4];
-    let mut text = String::from("# adapted by tandem-tests from docs/broker/mosquitto.conf\n");
+    adapt_shipped_config(shipped, PAIRING_CONF, &rules, dir, as_root)
+}
+
+fn listener_line(addr: SocketAddr) -> String {
+    format!("listener {} {}", addr.port(), addr.ip())
+}
+
+/// A shipped configuration with each `(placeholder, replacement)` line replaced and every
+/// file of [`SHIPPED_FILES_DIR`] moved into `dir`. Each placeholder must be found, some
+/// setting must name a file of [`SHIPPED_FILES_DIR`], and no other `listener` line may be
+/// left (a test must not bind a real port, and one process serves one port): a shipped file
+/// that changed shape fails here, loudly.
+fn adapt_shipped_config(
+    shipped: &str,
+    name: &str,
+    rules: &[(&str, String)],
+    dir: &Path,
+    as_root: bool,
+) -> Result<String, String> {
+    let mut found = vec![false; rules.len()];
+    let mut text = format!("# adapted by tandem-tests from docs/broker/{name}\n");
     if as_root {
         text.push_str("user root\n");
     }
-    let files = format!("{dir}/");
+    let files = format!("{}/", dir.display());
     let mut moved_files = 0;
     for line in shipped.lines() {
         let mut out = line.to_owned();
-        for ((placeholder, replacement), seen) in line_rules.iter().zip(found.iter_mut()) {
+        let mut replaced = false;
+        for ((placeholder, replacement), seen) in rules.iter().zip(found.iter_mut()) {
             if line.trim_end() == *placeholder {
-                out = (*replacement).to_owned();
+                out.clone_from(replacement);
                 *seen = true;
+                replaced = true;
             }
         }
-        if !line.trim_start().starts_with('#') && out.contains(SHIPPED_FILES_DIR) {
+        let setting = line.trim_start();
+        if !replaced && setting.split_whitespace().next() == Some("listener") {
+            return Err(format!("an unexpected line `{}`", line.trim()));
+        }
+        if !setting.starts_with('#') && out.contains(SHIPPED_FILES_DIR) {
             out = out.replace(SHIPPED_FILES_DIR, &files);
             moved_files += 1;
         }
         text.push_str(&out);
         text.push('\n');
     }
-    for ((placeholder, _), seen) in line_rules.iter().zip(found) {
+    for ((placeholder, _), seen) in rules.iter().zip(found) {
         if !seen {
             return Err(format!("the line `{placeholder}` is missing"));
         }
@@ -720,7 +840,7 @@ fn deployed_config_text(
     Ok(text)
 }
 
-/// Where the shipped configuration expects its certificates, password file and ACL files.
+/// Where the shipped configurations expect their certificates, password file and ACL files.
 const SHIPPED_FILES_DIR: &str = "/etc/mosquitto/tandem/";
 
 /// The last lines of a log, enough to see why something failed.

@@ -4,11 +4,12 @@
     clippy::panic,
     clippy::indexing_slicing
 )]
-//! The broker configuration shipped in `docs/broker/` holds, on a real Mosquitto (2.0.11 on
-//! Debian 12): TLS on both listeners, a password per device (derived with
-//! `tandem_crypto::broker_auth`), the client id pinned to the username, and per-device topic
-//! ACLs. Every client is a real `rumqttc` client built by `tandem_net::mqtt_options`, so the
-//! TLS and credential code is what connects.
+//! The broker deployment shipped in `docs/broker/` holds, on a real Mosquitto (2.0.11 on
+//! Debian 12) run as two processes, the device broker and the pairing broker: TLS on both, a
+//! password per device (derived with `tandem_crypto::broker_auth`), the client id pinned to
+//! the username, per-device topic ACLs, and anonymous pairing kept to pairing topics in a
+//! process of its own. Every client is a real `rumqttc` client built by
+//! `tandem_net::mqtt_options`, so the TLS and credential code is what connects.
 //!
 //! What Mosquitto 2.0.11 does with these ACLs (checked below):
 //! - It grants every SUBSCRIBE (SUBACK with QoS 1), even to another device's inbox, `+` and
@@ -17,10 +18,12 @@
 //! - A publish the write rules refuse is acknowledged (PUBACK, MQTT 3.1.1 has no way to say
 //!   no) and dropped: nothing is delivered and no retained message changes.
 //! - A wrong password, an unknown username and an anonymous client get CONNACK return code 5
-//!   (not authorized) on the device listener; plain TCP to a TLS port is dropped during the
+//!   (not authorized) on the device broker; plain TCP to a TLS port is dropped during the
 //!   handshake.
 //! - A client id other than the username is replaced by the username.
 //! - A Last Will is subject to the write rules when it is published.
+//! - Client ids are per process: an anonymous pairing client that uses a device's id on the
+//!   pairing broker leaves that device's session on the device broker alone.
 
 use std::time::Duration;
 
@@ -85,12 +88,13 @@ impl World {
         }
     }
 
-    /// Connects `device` to the device listener with its own login.
+    /// Connects `device` to the device broker with its own login.
     async fn connect(&self, device: &str) -> Result<Probe> {
         Probe::connect(self.broker.device_url(), device, &self.device(device)).await
     }
 
-    /// An anonymous client of the pairing listener (TLS, no credentials).
+    /// An anonymous client of the pairing broker (TLS, no credentials, clean session), as
+    /// both sides of a pairing use: the desktop's code, the phone's throwaway answer.
     async fn pairing_client(&self, client_id: &str) -> Result<Probe> {
         let settings = ClientSettings {
             tls: Some(self.broker.tls_trust()),
@@ -286,7 +290,7 @@ async fn a_device_cannot_overwrite_anothers_retained_device_list_or_presence(
     Ok(())
 }
 
-/// The device listener refuses wrong passwords, unknown users, another device's password and
+/// The device broker refuses wrong passwords, unknown users, another device's password and
 /// anonymous clients with CONNACK code 5 (not authorized); a correct login is accepted.
 async fn logins_that_are_not_a_devices_own_are_refused(w: &World) -> Result<()> {
     let url = w.broker.device_url();
@@ -357,6 +361,22 @@ async fn tls_is_required_and_the_certificate_is_checked(w: &World) -> Result<()>
         Outcome::Failed(reason) => assert!(reason.contains("NotValidForName"), "{reason}"),
         other => panic!("wrong name: expected a TLS failure, got {other:?}"),
     }
+
+    // The pairing broker, a process of its own, is TLS only too.
+    let plain_pairing = BrokerUrl::from_socket_addr(w.broker.pairing_addr())?;
+    let anonymous_plain = ClientSettings {
+        clean_session: true,
+        ..ClientSettings::default()
+    };
+    match connect_outcome(&plain_pairing, "plain-pairing", &anonymous_plain).await {
+        Outcome::Failed(_) => {}
+        other => panic!("plain MQTT to the pairing port: expected a failure, got {other:?}"),
+    }
+    assert!(
+        w.broker.pairing_log().contains("wrong version number"),
+        "{}",
+        w.broker.pairing_log()
+    );
     Ok(())
 }
 
@@ -385,17 +405,17 @@ async fn a_client_id_other_than_the_username_is_replaced_by_the_username(w: &Wor
     Ok(())
 }
 
-/// A desktop that is not linked yet talks to the phone on the pairing listener with no
-/// password: `pair/{ref}` works both ways, including with the phone on the device listener,
-/// and nothing under `dev/` can be read or written from there.
+/// A desktop that is not linked yet talks to the phone on the pairing broker with no
+/// password, the phone answering with a throwaway anonymous client (as `tandem-phone scan`
+/// does): `pair/{ref}` works both ways, and nothing under `dev/` can be read or written
+/// there. The device broker, a separate process, neither sees pairing traffic nor carries
+/// pairing topics itself.
 async fn anonymous_pairing_clients_use_pair_topics_and_nothing_else(w: &World) -> Result<()> {
     let rendezvous = "tandem/v1/pair/7f3a9c";
     let mut desktop = w.pairing_client("pairing-desktop").await?;
     desktop.subscribe(rendezvous, QoS::AtLeastOnce).await?;
-    let mut phone = w.connect(&w.bob).await?;
+    let mut phone = w.pairing_client("pairing-phone").await?;
     phone.subscribe(rendezvous, QoS::AtLeastOnce).await?;
-    phone.subscribe(&inbox(&w.bob), QoS::AtLeastOnce).await?;
-    phone.publish(&presence(&w.bob), b"online", true).await?;
 
     desktop.publish(rendezvous, b"offer", false).await?;
     assert_eq!(text(&phone.next_publish().await?), "offer");
@@ -404,13 +424,15 @@ async fn anonymous_pairing_clients_use_pair_topics_and_nothing_else(w: &World) -
     on_desktop.retain(|p| text(p) != "offer"); // its own publish comes back too
     assert_eq!(on_desktop.len(), 1);
 
-    // Reading: granted at SUBACK, filtered at delivery.
+    // Reading `dev/` on the pairing broker: granted at SUBACK, filtered at delivery. (These
+    // would only ever be the pairing broker's own topics: no device is there.)
     for filter in [inbox(&w.bob), presence(&w.bob), "tandem/v1/#".to_owned()] {
         desktop.subscribe(&filter, QoS::AtLeastOnce).await?;
     }
     phone
-        .publish(&inbox(&w.bob), b"for bob only", false)
+        .publish(&inbox(&w.bob), b"spam from pairing", false)
         .await?;
+    phone.publish(&presence(&w.bob), b"forged", true).await?;
     phone.publish(rendezvous, b"pairing marker", false).await?;
     let seen = until_marker(&mut desktop, "pairing marker").await?;
     assert!(
@@ -419,23 +441,37 @@ async fn anonymous_pairing_clients_use_pair_topics_and_nothing_else(w: &World) -
         seen.iter().map(|p| (&p.topic, text(p))).collect::<Vec<_>>()
     );
 
-    // Writing: dropped.
+    // The device broker: Bob, online there with his presence retained, gets none of it, and
+    // there are no pairing topics there (a device's rendezvous publish reaches nobody).
+    let mut bob = w.connect(&w.bob).await?;
+    bob.subscribe(&inbox(&w.bob), QoS::AtLeastOnce).await?;
+    bob.subscribe(rendezvous, QoS::AtLeastOnce).await?;
+    bob.publish(&presence(&w.bob), b"online", true).await?;
     desktop
         .publish(&inbox(&w.bob), b"spam from pairing", false)
         .await?;
-    desktop.publish(&presence(&w.bob), b"forged", true).await?;
+    desktop.publish(rendezvous, b"to the phone?", false).await?;
     let mut carol = w.connect(&w.carol).await?;
+    carol
+        .publish(rendezvous, b"device rendezvous", false)
+        .await?;
     carol.publish(&inbox(&w.bob), b"bob marker", false).await?;
-    let seen = until_marker(&mut phone, "bob marker").await?;
-    assert!(
-        seen.iter()
-            .all(|p| text(p) != "spam from pairing" && text(p) != "forged"),
-        "{:?}",
-        seen.iter().map(text).collect::<Vec<_>>()
+    let seen = until_marker(&mut bob, "bob marker").await?;
+    assert_eq!(
+        seen.iter().map(text).collect::<Vec<_>>(),
+        ["bob marker"],
+        "Bob got more than his own inbox"
     );
     let mut late = w.connect(&w.carol).await?;
     late.subscribe(&presence(&w.bob), QoS::AtLeastOnce).await?;
     assert_eq!(text(&late.next_publish().await?), "online");
+    phone.publish(rendezvous, b"third marker", false).await?;
+    let seen = until_marker(&mut desktop, "third marker").await?;
+    assert!(
+        seen.iter().all(|p| text(p) != "device rendezvous"),
+        "{:?}",
+        seen.iter().map(text).collect::<Vec<_>>()
+    );
 
     // A pairing client that sends a username is not anonymous: the pairing ACL's `topic`
     // lines do not apply to it, so it gets nothing at all.
@@ -546,40 +582,56 @@ async fn a_device_registered_later_logs_in_after_a_reload(w: &World) -> Result<(
     Ok(())
 }
 
-/// Known limit of one Mosquitto serving both listeners (recorded, not wanted): client ids
-/// are one namespace across listeners, and the pairing listener cannot pin them. An
-/// anonymous pairing client that connects with Alice's device id takes her session over:
-/// her connection is closed and, with a clean session, her queued messages are discarded.
-/// It still reads nothing of her inbox (the pairing ACL applies at delivery). The fix is a
-/// separate broker process for pairing; see `docs/broker/README.md`.
-async fn known_limit_a_pairing_client_can_take_a_devices_client_id(w: &World) -> Result<()> {
+/// Pairing runs in a Mosquitto process of its own, so it has a client id space of its own: an
+/// anonymous pairing client that connects with Alice's device id, with a persistent or a
+/// clean session, gets no session of hers and leaves her alone. Online, she stays connected
+/// and receives what is sent to her afterwards; offline, what was queued for her survives.
+/// (With both listeners in one process, such a client closed her connection and, with a
+/// clean session, discarded her queued messages.)
+async fn a_pairing_client_with_a_devices_client_id_leaves_that_devices_session_alone(
+    w: &World,
+) -> Result<()> {
     let mut alice = w.connect(&w.alice).await?;
     alice.subscribe(&inbox(&w.alice), QoS::AtLeastOnce).await?;
-    alice.disconnect().await?;
     let mut bob = w.connect(&w.bob).await?;
-    bob.publish(&inbox(&w.alice), b"queued for alice", false)
-        .await?;
 
-    // Persistent hijack: the queued message is not delivered to the intruder.
+    // Online: an intruder takes Alice's id on the pairing broker, asking for her session.
     let intruder_settings = ClientSettings {
         tls: Some(w.broker.tls_trust()),
         keep_alive: Duration::from_secs(5),
+        clean_session: false,
         ..ClientSettings::default()
     };
     let mut intruder = Probe::connect(w.broker.pairing_url(), &w.alice, &intruder_settings).await?;
     assert!(
-        intruder.session_present(),
-        "the intruder did not get Alice's session"
+        !intruder.session_present(),
+        "the pairing broker handed out a session of Alice's"
+    );
+    intruder
+        .subscribe(&inbox(&w.alice), QoS::AtLeastOnce)
+        .await?;
+    bob.publish(&inbox(&w.alice), b"after the intruder", false)
+        .await?;
+    // Alice's connection was not closed: what is sent to her afterwards reaches her.
+    let got = alice.next_publish().await?;
+    assert_eq!(
+        (got.topic.as_str(), text(&got).as_str()),
+        (inbox(&w.alice).as_str(), "after the intruder")
     );
     assert!(
         intruder
-            .next_publish_within(Duration::from_millis(500))
+            .next_publish_within(Duration::from_millis(300))
             .await
-            .is_err()
+            .is_err(),
+        "the intruder read Alice's inbox"
     );
-    intruder.disconnect().await?;
 
-    // Clean-session hijack: Alice's session, with what was queued, is gone.
+    // Offline: a message is queued for Alice; a clean-session intruder with her id (which
+    // used to wipe her session) comes and goes; she gets her session and the message back.
+    alice.disconnect().await?;
+    bob.publish(&inbox(&w.alice), b"queued for alice", false)
+        .await?;
+    intruder.disconnect().await?;
     let wipe = ClientSettings {
         clean_session: true,
         ..intruder_settings
@@ -589,12 +641,19 @@ async fn known_limit_a_pairing_client_can_take_a_devices_client_id(w: &World) ->
         .disconnect()
         .await?;
     let mut alice = w.connect(&w.alice).await?;
-    assert!(!alice.session_present());
+    assert!(alice.session_present(), "Alice's session is gone");
+    assert_eq!(text(&alice.next_publish().await?), "queued for alice");
+
+    // Both intruders really used Alice's id, on the pairing broker; the device broker never
+    // closed a connection of Alice's for another one.
+    let as_alice = format!(" as {} (", w.alice);
+    let pairing_log = w.broker.pairing_log();
+    assert_eq!(pairing_log.matches(&as_alice).count(), 2, "{pairing_log}");
+    let device_log = w.broker.log();
+    assert_eq!(device_log.matches(&as_alice).count(), 2, "{device_log}");
     assert!(
-        alice
-            .next_publish_within(Duration::from_millis(500))
-            .await
-            .is_err()
+        !device_log.contains(&format!("Client {} already connected", w.alice)),
+        "{device_log}"
     );
     Ok(())
 }
@@ -613,7 +672,7 @@ macro_rules! stories {
     };
 }
 
-/// Starts the shipped configuration, runs `story`, and fails with the broker's log.
+/// Starts the shipped deployment, runs `story`, and fails with both brokers' logs.
 async fn run<F>(name: &str, story: F)
 where
     F: AsyncFnOnce(&World) -> Result<()>,
@@ -622,7 +681,11 @@ where
         return;
     };
     if let Err(e) = story(&world).await {
-        panic!("{name}: {e}\nbroker log:\n{}", world.broker.log());
+        panic!(
+            "{name}: {e}\ndevice broker log:\n{}\npairing broker log:\n{}",
+            world.broker.log(),
+            world.broker.pairing_log()
+        );
     }
 }
 
@@ -639,6 +702,6 @@ mod mosquitto {
         anonymous_pairing_clients_use_pair_topics_and_nothing_else,
         last_will_on_presence_is_published_when_the_connection_drops,
         a_device_registered_later_logs_in_after_a_reload,
-        known_limit_a_pairing_client_can_take_a_devices_client_id,
+        a_pairing_client_with_a_devices_client_id_leaves_that_devices_session_alone,
     );
 }
