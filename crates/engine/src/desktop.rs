@@ -281,8 +281,11 @@ impl Engine {
         let current = SignedDeviceList::from_bytes(&pending.offer.device_list)?.verify(&account)?;
         let mut settings = access_settings(pending.offer.access.as_ref());
         settings.clean_session = false;
+        // The device's broker is the one the offer names (the code's broker may be a pairing
+        // broker that lets devices do nothing else).
+        let broker = offer_broker(&pending.offer, &pending.broker);
         let mut conn = Connection::with_settings(
-            &pending.broker,
+            &broker,
             &certificate.device_id().to_string(),
             settings,
         )?;
@@ -357,12 +360,7 @@ impl Engine {
         let account = linked.account();
         let accepted = accept(&account, None, &linked.device_list)?;
         let offer = &linked.offer;
-        let broker = offer
-            .brokers
-            .iter()
-            .find(|b| tandem_net::BrokerUrl::parse(b).is_ok())
-            .cloned()
-            .unwrap_or_else(|| fallback_broker.to_owned());
+        let broker = offer_broker(offer, fallback_broker);
         let certificate = linked.certificate.to_bytes()?;
         let now = now_ms();
         self.store().write_durable(|w| -> Result<()> {
@@ -1067,6 +1065,16 @@ fn device_connection(id: &Identity) -> Result<Connection> {
     let mut conn = id.connection(broker, true)?;
     conn.subscribe(&topics::inbox(&id.device))?;
     Ok(conn)
+}
+
+/// The first usable broker an offer names, else `fallback` (the code's broker).
+fn offer_broker(offer: &Offer, fallback: &str) -> String {
+    offer
+        .brokers
+        .iter()
+        .find(|b| tandem_net::BrokerUrl::parse(b).is_ok())
+        .cloned()
+        .unwrap_or_else(|| fallback.to_owned())
 }
 
 /// The client settings of the login an offer gave (none: no login, the system's CAs).
