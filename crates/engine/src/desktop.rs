@@ -284,11 +284,8 @@ impl Engine {
         // The device's broker is the one the offer names (the code's broker may be a pairing
         // broker that lets devices do nothing else).
         let broker = offer_broker(&pending.offer, &pending.broker);
-        let mut conn = Connection::with_settings(
-            &broker,
-            &certificate.device_id().to_string(),
-            settings,
-        )?;
+        let mut conn =
+            Connection::with_settings(&broker, &certificate.device_id().to_string(), settings)?;
         conn.subscribe(&topics::devices(&account))?;
         conn.subscribe(&topics::inbox(&certificate.device_id()))?;
         let give_up = Instant::now() + PENDING_WAIT;
