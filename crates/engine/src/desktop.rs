@@ -523,25 +523,16 @@ impl Engine {
                     (true, _) => CATCH_UP_QUIET,
                 };
             let deadline = give_up.map_or(resume_at, |g| g.min(resume_at));
-            let (incoming, kept) = match messenger.released() {
-                Some((row, payload)) => (
-                    Incoming::Publish(rumqttc::Publish::new(
-                        topics::inbox(&id.device),
-                        rumqttc::QoS::AtLeastOnce,
-                        payload,
-                    )),
-                    Some(row),
-                ),
-                None => match messenger.next(&mut conn, Some(deadline)).await? {
-                    Wake::Mqtt(incoming) => (incoming, None),
-                    Wake::Request(pending) => {
-                        if messenger.handle(self, &id, &mut conn, pending, on)? {
-                            id = self.identity()?;
-                            messenger.dir.set(id.list.clone());
-                        }
-                        continue;
+            let (incoming, kept) = match messenger.next(&mut conn, Some(deadline)).await? {
+                Wake::Mqtt(incoming) => (incoming, None),
+                Wake::Kept(row, publish) => (Incoming::Publish(publish), Some(row)),
+                Wake::Request(pending) => {
+                    if messenger.handle(self, &id, &mut conn, pending, on)? {
+                        id = self.identity()?;
+                        messenger.dir.set(id.list.clone());
                     }
-                },
+                    continue;
+                }
             };
             match incoming {
                 Incoming::Connected => {

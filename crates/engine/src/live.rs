@@ -77,6 +77,8 @@ pub(crate) struct Messenger {
     /// Kept inbox envelopes (see [`Messenger::keep`]) ready to handle: `(backlog row,
     /// payload)`.
     released: VecDeque<(i64, Vec<u8>)>,
+    /// This device's inbox topic (where kept envelopes came from).
+    inbox: String,
 }
 
 /// What woke a session loop.
@@ -84,6 +86,9 @@ pub(crate) struct Messenger {
 pub(crate) enum Wake {
     /// The connection.
     Mqtt(Incoming),
+    /// A kept inbox envelope to handle now, as if it had just arrived; once handled, its
+    /// backlog row is removed ([`Messenger::handled`]) instead of acknowledging it.
+    Kept(i64, Publish),
     /// Another process handed over work.
     Request(Pending),
 }
@@ -112,6 +117,7 @@ impl Messenger {
             requests,
             waiters: HashMap::new(),
             released,
+            inbox: topics::inbox(&id.device),
         })
     }
 
@@ -136,24 +142,22 @@ impl Messenger {
         Ok(true)
     }
 
-    /// The next kept envelope to handle now: `(backlog row, payload)`; the caller removes the
-    /// row once handled ([`Messenger::handled`]).
-    pub(crate) fn released(&mut self) -> Option<(i64, Vec<u8>)> {
-        self.released.pop_front()
-    }
-
     /// A kept envelope was handled.
     pub(crate) fn handled(engine: &Engine, row: i64) -> Result<()> {
         engine.store().write(|w| w.remove_backlog(row))?;
         Ok(())
     }
 
-    /// Waits for the connection or for handed-over work.
+    /// A kept envelope ready to handle, else waits for the connection or handed-over work.
     pub(crate) async fn next(
         &mut self,
         conn: &mut Connection,
         deadline: Option<tokio::time::Instant>,
     ) -> Result<Wake> {
+        if let Some((row, payload)) = self.released.pop_front() {
+            let publish = Publish::new(self.inbox.clone(), rumqttc::QoS::AtLeastOnce, payload);
+            return Ok(Wake::Kept(row, publish));
+        }
         if let Some(requests) = &mut self.requests {
             tokio::select! {
                 request = requests.recv() => match request {

@@ -626,29 +626,20 @@ impl Engine {
         }
         loop {
             let deadline = (until == ServeUntil::Drained).then(|| quiet_since + DRAIN_QUIET);
-            let (incoming, kept) = match messenger.released() {
-                Some((row, payload)) => (
-                    Incoming::Publish(rumqttc::Publish::new(
-                        topics::inbox(&id.device),
-                        rumqttc::QoS::AtLeastOnce,
-                        payload,
-                    )),
-                    Some(row),
-                ),
-                None => match messenger.next(&mut conn, deadline).await? {
-                    Wake::Mqtt(incoming) => (incoming, None),
-                    Wake::Request(pending) => {
-                        if messenger.handle(self, &id, &mut conn, pending, on)? {
-                            id = self.primary()?;
-                            messenger.dir.set(id.list.clone());
-                            syncs = self.outgoing_syncs()?;
-                            for (sync_id, sync) in &mut syncs {
-                                self.pump(&mut conn, &id, *sync_id, sync)?;
-                            }
+            let (incoming, kept) = match messenger.next(&mut conn, deadline).await? {
+                Wake::Mqtt(incoming) => (incoming, None),
+                Wake::Kept(row, publish) => (Incoming::Publish(publish), Some(row)),
+                Wake::Request(pending) => {
+                    if messenger.handle(self, &id, &mut conn, pending, on)? {
+                        id = self.primary()?;
+                        messenger.dir.set(id.list.clone());
+                        syncs = self.outgoing_syncs()?;
+                        for (sync_id, sync) in &mut syncs {
+                            self.pump(&mut conn, &id, *sync_id, sync)?;
                         }
-                        continue;
                     }
-                },
+                    continue;
+                }
             };
             match incoming {
                 Incoming::Connected | Incoming::SubAck => {
