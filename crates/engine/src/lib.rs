@@ -42,12 +42,13 @@ pub use home::{Role, default_home};
 pub use import::ImportOptions;
 pub use messaging::ReadReport;
 pub use phone::ServeUntil;
+pub use read::Page;
 pub use replay::StoreReplayGuard;
 pub use tandem_proto::link::PairingLink;
 pub use tandem_proto::pairing::QrSchedule;
 pub use views::{
-    ChatView, DeviceView, Event, GenerateReport, ImportReport, MessageView, ReactionView,
-    SearchHitView, Status, SyncView, UnlinkReport,
+    About, ChatView, DeviceView, Event, GenerateReport, ImportReport, LastMessage, MessageView,
+    ReactionView, SearchHitView, Status, SyncView, UnlinkReport,
 };
 
 /// One device's engine over its home directory.

@@ -3,7 +3,8 @@
 
 use serde::Serialize;
 
-/// One chat in the chat list: `{"id","name","kind","messages","last_ts"}`.
+/// One chat in the chat list: `{"id","name","kind","messages","last_ts","unread","muted",
+/// "pinned","last"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ChatView {
     /// The chat id.
@@ -16,6 +17,46 @@ pub struct ChatView {
     pub messages: u64,
     /// Time of the newest message, if any.
     pub last_ts: Option<i64>,
+    /// Messages not read yet.
+    pub unread: u64,
+    /// Notifications muted.
+    pub muted: bool,
+    /// Pinned to the top of the list.
+    pub pinned: bool,
+    /// The newest message, as the chat list previews it.
+    pub last: Option<LastMessage>,
+}
+
+/// The newest message of a chat, for the chat list: `{"sender","from_me","kind","text","ts"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LastMessage {
+    /// Who wrote it (a display name), `null` for system messages without an author.
+    pub sender: Option<String>,
+    /// Whether this account wrote it.
+    pub from_me: bool,
+    /// As in [`MessageView::kind`].
+    pub kind: String,
+    /// The start of its text (for media without a caption: the file name).
+    pub text: String,
+    /// Its time (ms).
+    pub ts: i64,
+}
+
+/// This device as the settings screen shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct About {
+    /// The account's display name (its owner's), once there is an account.
+    pub account_name: Option<String>,
+    /// This device's id.
+    pub device: Option<String>,
+    /// This device's name.
+    pub device_name: Option<String>,
+    /// As in [`Status::mode`].
+    pub mode: &'static str,
+    /// The broker this device connects to.
+    pub broker: Option<String>,
+    /// When this device was linked (ms).
+    pub linked_at: Option<i64>,
 }
 
 /// One message: `{"id","chat","sender","from_me","ts","kind","text","status","reply_to",
