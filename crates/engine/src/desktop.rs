@@ -136,6 +136,52 @@ enum Step {
 }
 
 impl Engine {
+    /// Logging out, before the data is erased ([`Engine::erase`]): tells the phone that this
+    /// device leaves (a sealed `Unlink` naming itself, which the phone answers by unlinking it,
+    /// so nobody keeps sealing messages to it), clears its retained presence, and drops its
+    /// session on the broker (it connects once more as itself with a clean session). Returns
+    /// whether the broker took all of it within `timeout`: `false` when it is unreachable, in
+    /// which case the phone still lists the device until it is unlinked there.
+    ///
+    /// # Errors
+    /// [`Error::SessionRunning`] while a session runs for this home; [`Error::NotLinked`];
+    /// [`Error::BadInput`] on the primary (it owns the account); store errors.
+    pub async fn leave(&self, timeout: Duration) -> Result<bool> {
+        if crate::control::session_running(self.home()).await {
+            return Err(Error::SessionRunning { action: "log out" });
+        }
+        let id = self.identity()?;
+        if id.account_key.is_some() {
+            return Err(Error::BadInput(
+                "this is the primary device: it owns the account and cannot log out".into(),
+            ));
+        }
+        let Some(url) = id.broker.clone() else {
+            return Ok(false);
+        };
+        let primary = tandem_crypto::DeviceId::primary(id.account);
+        let envelope = self.seal_to(&id, primary, &Body::Unlink { device: id.device })?;
+        let mut conn = id.connection(&url, false)?;
+        conn.publish(&topics::inbox(&primary), envelope, false)?;
+        conn.publish(&topics::presence(&id.device), Vec::new(), true)?;
+        let give_up = Instant::now() + timeout;
+        let mut acked = 0;
+        while acked < 2 {
+            match conn.next(Some(give_up)).await {
+                Ok(Incoming::PubAck(_)) => acked += 1,
+                Ok(Incoming::Publish(p)) => conn.ack(&p)?,
+                Ok(Incoming::Connected | Incoming::SubAck) => {}
+                Ok(Incoming::Timeout | Incoming::Down(_)) | Err(Error::Broker { .. }) => {
+                    conn.disconnect().await;
+                    return Ok(false);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        conn.disconnect().await;
+        Ok(true)
+    }
+
     /// Links this (fresh) device to an account: shows rotating codes through `on`
     /// ([`Event::Code`]), answers the phone's offer, stores the identity, then receives the
     /// whole history ([`Engine::sync`]).

@@ -749,6 +749,23 @@ impl Engine {
                             let envelope = self.seal_to(&id, to, &body)?;
                             conn.publish(&topics::inbox(&to), envelope, false)?;
                         }
+                        PhoneStep::Leave(device) => {
+                            if id.list.device(device.index).is_none() {
+                                continue;
+                            }
+                            let (report, items) = self.prepare_unlink(&id, device)?;
+                            for item in items {
+                                conn.publish(&item.topic, item.payload, item.retain)?;
+                            }
+                            id = self.primary()?;
+                            messenger.dir.set(id.list.clone());
+                            syncs = self.outgoing_syncs()?;
+                            on(&Event::Devices {
+                                account: id.account.to_string(),
+                                version: report.version,
+                                devices: id.list.certificates().len(),
+                            });
+                        }
                     }
                 }
             }
@@ -828,6 +845,15 @@ impl Engine {
             };
             if let Some(effects) = messaging::apply(w, store, id, &opened.header, &body)? {
                 return Ok(PhoneStep::Effects(effects));
+            }
+            if let Body::Unlink { device } = body {
+                // A linked device logging out asks to be removed; only for itself.
+                let leaving = from.account == id.account && device == from && !from.is_primary();
+                return Ok(if leaving {
+                    PhoneStep::Leave(from)
+                } else {
+                    PhoneStep::Nothing
+                });
             }
             let Body::HistoryChunk { bytes } = body else {
                 return Ok(PhoneStep::Nothing);
@@ -910,30 +936,15 @@ impl Engine {
         })
     }
 
-    /// Removes `device` from the account: a new signed list (stored, then published retained),
-    /// an `Unlink` to the device, a notice to the others. Its syncs are cancelled.
-    ///
-    /// # Errors
-    /// [`Error::BadInput`] for an unknown device or the primary; broker and store errors.
-    pub async fn unlink(&self, device: &str, broker: Option<&str>) -> Result<UnlinkReport> {
-        let id = self.primary()?;
-        let target: DeviceId = device
-            .parse()
-            .map_err(|e: tandem_crypto::Error| Error::BadInput(e.to_string()))?;
-        if target.account != id.account || id.list.device(target.index).is_none() {
-            return Err(Error::BadInput(format!(
-                "{device} is not a device of this account (see `tandem-phone devices`)"
-            )));
-        }
-        if target.is_primary() {
-            return Err(Error::BadInput(
-                "the primary device cannot unlink itself".into(),
-            ));
-        }
-        let url = broker
-            .map(str::to_owned)
-            .or_else(|| id.broker.clone())
-            .ok_or_else(|| Error::BadInput("no broker known: pass --broker URL".into()))?;
+    /// The unlink of `target`, stored: the new signed list is this device's, its syncs to
+    /// `target` are cancelled; returns what must be published (the retained list, the notices
+    /// to the other devices, the `Unlink` to `target`).
+    fn prepare_unlink(
+        &self,
+        id: &Identity,
+        target: DeviceId,
+    ) -> Result<(UnlinkReport, Vec<Publication>)> {
+        check_unlink_target(id, target)?;
         let account_key = id.account_key.as_ref().ok_or(Error::NoAccount)?;
         let certs = id
             .list
@@ -949,7 +960,7 @@ impl Engine {
         let accepted = accept(&id.account, Some(&id.list), &signed)?;
         let version = accepted.list.version();
         // Seal the notice to the unlinked device while its session and certificate are known.
-        let unlink_envelope = self.seal_to(&id, target, &Body::Unlink { device: target })?;
+        let unlink_envelope = self.seal_to(id, target, &Body::Unlink { device: target })?;
         let store = self.store();
         let cancelled: Vec<SyncState> = store
             .sync_states()?
@@ -966,18 +977,40 @@ impl Engine {
             }
             Ok(())
         })?;
-        let mut items = self.list_publications(&id, &signed, target)?;
+        let mut items = self.list_publications(id, &signed, target)?;
         items.push(Publication {
             topic: topics::inbox(&target),
-            payload: unlink_envelope.clone(),
+            payload: unlink_envelope,
             retain: false,
         });
-        if session_running(self.home()).await {
-            self.hand_to_session(items).await?;
-            return Ok(UnlinkReport {
+        Ok((
+            UnlinkReport {
                 unlinked: target.to_string(),
                 version,
-            });
+            },
+            items,
+        ))
+    }
+
+    /// Removes `device` from the account: a new signed list (stored, then published retained),
+    /// an `Unlink` to the device, a notice to the others. Its syncs are cancelled.
+    ///
+    /// # Errors
+    /// [`Error::BadInput`] for an unknown device or the primary; broker and store errors.
+    pub async fn unlink(&self, device: &str, broker: Option<&str>) -> Result<UnlinkReport> {
+        let id = self.primary()?;
+        let target: DeviceId = device
+            .parse()
+            .map_err(|e: tandem_crypto::Error| Error::BadInput(e.to_string()))?;
+        check_unlink_target(&id, target)?;
+        let url = broker
+            .map(str::to_owned)
+            .or_else(|| id.broker.clone())
+            .ok_or_else(|| Error::BadInput("no broker known: pass --broker URL".into()))?;
+        let (report, items) = self.prepare_unlink(&id, target)?;
+        if session_running(self.home()).await {
+            self.hand_to_session(items).await?;
+            return Ok(report);
         }
         // A broker that checks logins only lets this phone write its device list as itself;
         // elsewhere a throwaway client.
@@ -1009,11 +1042,23 @@ impl Engine {
             }
         }
         conn.disconnect().await;
-        Ok(UnlinkReport {
-            unlinked: target.to_string(),
-            version,
-        })
+        Ok(report)
     }
+}
+
+/// Refuses to unlink the primary or a device that is not in the account's list.
+fn check_unlink_target(id: &Identity, target: DeviceId) -> Result<()> {
+    if target.account != id.account || id.list.device(target.index).is_none() {
+        return Err(Error::BadInput(format!(
+            "{target} is not a device of this account (see `tandem-phone devices`)"
+        )));
+    }
+    if target.is_primary() {
+        return Err(Error::BadInput(
+            "the primary device cannot unlink itself".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// The next event of `conn`, or never when there is none.
@@ -1033,4 +1078,6 @@ enum PhoneStep {
     /// An acknowledgement was recorded; the next chunks (or `Complete`), sealed with it.
     Progress(SyncId, Vec<Vec<u8>>),
     Reply(DeviceId, SyncMessage),
+    /// A linked device logged out and asked to be unlinked.
+    Leave(DeviceId),
 }

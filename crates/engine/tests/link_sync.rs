@@ -203,6 +203,63 @@ fn an_unlinked_laptop_learns_it_on_its_next_connection_and_erases_itself() {
 }
 
 #[test]
+fn a_laptop_that_logs_out_is_removed_from_the_phones_devices() {
+    let world = World::new(1, 50);
+    let (desktop, _) = world.link(|l| l, QrSchedule::default());
+    assert_eq!(desktop.unwrap().messages, 50);
+    let device = world.desktop().status().unwrap().device.unwrap();
+
+    // The phone serves, as it does whenever it is online.
+    let phone_home = world.phone_home.clone();
+    let url = world.url();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (events_tx, events) = mpsc::channel::<Event>();
+    let server = thread::spawn(move || {
+        let phone = Engine::open_with(&phone_home, KeychainUse::Off).unwrap();
+        let mut forward = |e: &Event| {
+            let _ = events_tx.send(e.clone());
+        };
+        runtime().block_on(async {
+            tokio::select! {
+                r = phone.serve(Some(&url), ServeUntil::Stopped, &mut forward) => r,
+                _ = stopped => Ok(()),
+            }
+        })
+    });
+
+    // The laptop says goodbye, then erases itself.
+    let laptop = world.desktop();
+    assert!(
+        runtime()
+            .block_on(laptop.leave(Duration::from_secs(10)))
+            .unwrap()
+    );
+    laptop.erase().unwrap();
+    assert!(!world.desktop().status().unwrap().linked);
+
+    // The phone unlinked it: a new device list without it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        match events.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now())) {
+            Ok(Event::Devices { devices: 1, .. }) => break,
+            Ok(_) => {}
+            Err(e) => panic!("the phone never unlinked the laptop: {e}"),
+        }
+    }
+    stop.send(()).unwrap();
+    server.join().unwrap().unwrap();
+    let phone = world.phone();
+    assert!(phone.devices().unwrap().iter().all(|d| d.id != device));
+
+    // A primary cannot log out; a fresh home has nothing to leave.
+    let refused = runtime().block_on(phone.leave(Duration::from_secs(1)));
+    assert!(matches!(refused, Err(Error::BadInput(_))), "{refused:?}");
+    let fresh = world.desktop();
+    let nothing = runtime().block_on(fresh.leave(Duration::from_secs(1)));
+    assert!(matches!(nothing, Err(Error::NotLinked)), "{nothing:?}");
+}
+
+#[test]
 fn older_messages_come_a_page_at_a_time_while_the_phone_serves() {
     let world = World::new(1, 400);
     // A bounded plan: only the newest messages of each chat now.
