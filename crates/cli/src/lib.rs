@@ -1,5 +1,6 @@
 //! What `tandem` and `tandem-phone` share: the global options, the read commands (`chats`,
-//! `history`, `search`, `status`) and how their results are printed (`--json` or text).
+//! `history`, `search`, `status`, `export`) and how their results are printed (`--json` or
+//! text).
 //! Argument parsing and output only; the work happens in `tandem-engine`.
 
 pub mod broker;
@@ -10,7 +11,8 @@ pub mod output;
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
-use tandem_engine::{Engine, Role};
+use indicatif::{ProgressBar, ProgressStyle};
+use tandem_engine::{Engine, ExportFormat, Role};
 
 /// Options every command takes.
 #[derive(Debug, Args)]
@@ -62,6 +64,19 @@ pub enum Read {
     },
     /// Account, device, mode, store counts and sync progress.
     Status,
+    /// Write a chat, or every chat, to a file: JSON, or one self-contained HTML page to read
+    /// in a browser. The file appears only once complete (an older one is replaced).
+    Export {
+        /// The file format: json or html.
+        #[arg(long, value_name = "json|html")]
+        format: ExportFormat,
+        /// Only this chat (an id or an exact name; default: every chat).
+        #[arg(long)]
+        chat: Option<String>,
+        /// The file to write.
+        #[arg(long, short, value_name = "FILE")]
+        output: PathBuf,
+    },
 }
 
 /// Runs a read command against the engine and prints the result.
@@ -77,6 +92,24 @@ pub fn run_read(engine: &Engine, cmd: &Read, json: bool) -> anyhow::Result<()> {
             output::search(&engine.search(query, chat.as_deref(), *limit)?, json)
         }
         Read::Status => output::status(&engine.status()?, json),
+        Read::Export {
+            format,
+            chat,
+            output: file,
+        } => {
+            // Drawn on stderr, and only when it is a terminal.
+            let bar = ProgressBar::new(0);
+            bar.set_style(
+                ProgressStyle::with_template("{bar:30} {pos}/{len} messages ({percent}%)")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            let report = engine.export(*format, chat.as_deref(), file, &mut |done, total| {
+                bar.set_length(total);
+                bar.set_position(done);
+            });
+            bar.finish_and_clear();
+            output::export(&report?, json)
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use serde::Serialize;
-use tandem_engine::{ChatView, ImportReport, MessageView, SearchHitView, Status};
+use tandem_engine::{ChatView, ExportReport, ImportReport, MessageView, SearchHitView, Status};
 
 /// Writes one line to stdout; a closed pipe (`| head`) comes back as an error that
 /// [`crate::exit_with`] treats as a normal end.
@@ -131,6 +131,24 @@ pub fn import(r: &ImportReport, as_json: bool) -> anyhow::Result<()> {
         r.chat,
         r.messages,
         r.added
+    );
+    Ok(())
+}
+
+/// What an export wrote: the file, then its counts.
+pub fn export(r: &ExportReport, as_json: bool) -> anyhow::Result<()> {
+    if as_json {
+        return json(r);
+    }
+    let plural = |n: u64, one: &'static str, many: &'static str| if n == 1 { one } else { many };
+    out!(
+        "{}: {} {}, {} {}, {} bytes",
+        r.path.display(),
+        r.chats,
+        plural(r.chats, "chat", "chats"),
+        r.messages,
+        plural(r.messages, "message", "messages"),
+        r.bytes
     );
     Ok(())
 }

@@ -10,6 +10,7 @@ mod contacts;
 mod control;
 mod desktop;
 mod error;
+mod export;
 mod groups;
 mod history;
 mod home;
@@ -37,6 +38,7 @@ pub use control::{
 };
 pub use desktop::{FetchReport, LinkOptions, SyncReport};
 pub use error::{Error, Result};
+pub use export::{EXPORT_VERSION, ExportFormat, ExportReport};
 pub use history::{PlanBound, RECENT_PER_CHAT, synced_message};
 pub use home::{Role, default_home};
 pub use import::ImportOptions;
