@@ -194,7 +194,7 @@ async fn run(
     let mut backoff = Backoff::default();
     loop {
         let (session, requests) = tandem_engine::session_channel();
-        *lock(&handle) = Some(session);
+        *lock(&handle) = Some(session.clone());
         let mut online = false;
         let result = {
             let mut on = |event: &Event| {
@@ -203,7 +203,7 @@ async fn run(
                 }
                 hub.engine_event(event);
             };
-            engine.run_with(None, requests, &mut on).await
+            engine.run_shared(None, &session, requests, &mut on).await
         };
         *lock(&handle) = None;
         if online {

@@ -20,7 +20,9 @@ use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::contacts::{Directory, account_from, known_accounts};
-use crate::control::{ControlServer, Pending, Reply, Request, SessionRequests, session_channel};
+use crate::control::{
+    ControlServer, Pending, Reply, Request, SessionHandle, SessionRequests, session_channel,
+};
 use crate::desktop::Until;
 use crate::identity::Identity;
 use crate::messaging::{Effect, display_name, seal_fanout};
@@ -602,6 +604,24 @@ impl Engine {
     /// device; broker and store errors.
     pub async fn run(&self, broker: Option<&str>, on: &mut dyn FnMut(&Event)) -> Result<()> {
         let (handle, requests) = session_channel();
+        self.run_shared(broker, &handle, requests, on).await
+    }
+
+    /// [`Engine::run`] for a front end in the same process (the desktop app): its work comes
+    /// through `handle` (whose `requests` this takes), and the control socket is open too, so
+    /// the command-line programs hand their work to this session instead of connecting as the
+    /// same device.
+    ///
+    /// # Errors
+    /// As [`Engine::run`]; [`crate::Error::BadInput`] when another process already runs this
+    /// home's session.
+    pub async fn run_shared(
+        &self,
+        broker: Option<&str>,
+        handle: &SessionHandle,
+        requests: SessionRequests,
+        on: &mut dyn FnMut(&Event),
+    ) -> Result<()> {
         let _server = ControlServer::start(self.home(), handle.tx.clone()).await?;
         self.run_with(broker, requests, on).await
     }
