@@ -1396,6 +1396,42 @@ fn an_unlinked_desktop_learns_it_at_its_next_sync_and_erases_its_copy() {
     assert!(stored_ids(desktop.path()).is_empty());
 }
 
+#[test]
+fn a_desktop_that_logs_out_is_unlinked_by_the_phone_and_erases_its_copy() {
+    let (_broker, url) = embedded_broker();
+    let phone = Phone::new(300);
+    let desktop = must(Home::new());
+    link_by_text(&phone, &desktop, &url);
+    check_complete(&phone, &desktop, None);
+    let serving = phone.serve();
+
+    // Without --yes and with no answer on stdin, nothing happens.
+    let unanswered = must(desktop.companion(["logout"]));
+    assert!(failed(&unanswered).contains("cancelled"), "{unanswered}");
+    assert_eq!(desktop_status(&desktop)["linked"], true);
+
+    // With --yes: the phone is told, and the local copy is erased.
+    let out = ok_json(must(desktop.companion(["--json", "logout", "--yes"])));
+    assert_eq!(out, json!({ "logged_out": true, "phone_told": true }));
+    assert_unlinked_and_empty(&desktop);
+
+    // The phone unlinked it: its list holds only the primary again.
+    let started = Instant::now();
+    while phone.devices().len() > 1 {
+        assert!(
+            started.elapsed() < STEP,
+            "the phone still lists the desktop"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    phone.assert_only_the_primary();
+    stop_serving(serving);
+
+    // A device that is not linked has nothing to log out of.
+    let again = must(desktop.companion(["logout", "--yes"]));
+    assert!(failed(&again).contains("not linked"), "{again}");
+}
+
 // ---------------------------------------------------------------------------------------
 // The helpers' own checks.
 

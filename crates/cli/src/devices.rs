@@ -304,6 +304,42 @@ fn until_stopped<T>(
     })
 }
 
+/// `tandem logout`: tells the phone (which unlinks this device), then erases the home's keys
+/// and history. Without `yes`, asks first.
+pub fn logout(engine: Engine, yes: bool, json: bool) -> anyhow::Result<()> {
+    let status = engine.status()?;
+    if !status.linked {
+        anyhow::bail!("this device is not linked: there is nothing to log out of");
+    }
+    if !yes
+        && !yes_or_no(&format!(
+            "Log out? The phone unlinks this device and its {} messages here are erased.",
+            status.messages
+        ))
+    {
+        anyhow::bail!("cancelled: nothing was changed");
+    }
+    let told = runtime()?.block_on(engine.leave(Duration::from_secs(10)))?;
+    engine.erase()?;
+    let mut out = std::io::stdout().lock();
+    if json {
+        let report = serde_json::json!({ "logged_out": true, "phone_told": told });
+        writeln!(out, "{report}")?;
+    } else if told {
+        writeln!(
+            out,
+            "Logged out: the phone unlinks this device; its local data is erased."
+        )?;
+    } else {
+        writeln!(
+            out,
+            "Logged out: local data erased. The broker was not reachable, so the phone still \
+             lists this device until you unlink it there (tandem-phone unlink)."
+        )?;
+    }
+    Ok(())
+}
+
 fn erase_if_unlinked<T>(engine: Engine, result: anyhow::Result<T>) -> anyhow::Result<T> {
     if let Err(e) = &result
         && matches!(e.downcast_ref::<EngineError>(), Some(EngineError::Unlinked))
@@ -350,7 +386,12 @@ pub fn sync(engine: Engine, timeout: Option<u64>, json: bool) -> anyhow::Result<
 }
 
 fn ask(name: &str, platform: &str) -> bool {
-    eprint!("Link \"{name}\" ({platform}) to this account? [y/N] ");
+    yes_or_no(&format!("Link \"{name}\" ({platform}) to this account?"))
+}
+
+/// Asks `question` on stderr; only "y" or "yes" on stdin is a yes.
+fn yes_or_no(question: &str) -> bool {
+    eprint!("{question} [y/N] ");
     let _ = std::io::stderr().flush();
     let mut answer = String::new();
     match std::io::stdin().lock().read_line(&mut answer) {

@@ -51,6 +51,12 @@ enum Command {
     /// Stay connected: receive messages, receipts and presence, send the outbox, finish the
     /// history sync. With --json: one line per event.
     Run,
+    /// Log out: ask the phone to unlink this device, then erase its keys and local history.
+    Logout {
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
     #[command(flatten)]
     Messaging(Messaging),
     #[command(flatten)]
@@ -88,6 +94,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Run => {
             let engine = Engine::open(&cli.global.home(Role::Desktop)?)?;
             messaging::run(&engine, None, cli.global.json)
+        }
+        Command::Logout { yes } => {
+            let engine = Engine::open(&cli.global.home(Role::Desktop)?)?;
+            devices::logout(engine, yes, cli.global.json)
         }
         Command::Messaging(cmd) => {
             messaging::run_messaging(&cli.global.home(Role::Desktop)?, &cmd, cli.global.json)
