@@ -406,7 +406,7 @@ fn not_ready(listen: &str, reason: &str) -> Error {
 }
 
 /// A thread sending each line of `pipe` as it comes; the channel closes at end of file.
-fn lines_of(pipe: Option<impl Read + Send + 'static>) -> Receiver<String> {
+pub(crate) fn lines_of(pipe: Option<impl Read + Send + 'static>) -> Receiver<String> {
     let (send, receive) = channel();
     if let Some(pipe) = pipe {
         std::thread::spawn(move || {
@@ -422,7 +422,7 @@ fn lines_of(pipe: Option<impl Read + Send + 'static>) -> Receiver<String> {
 }
 
 /// A thread reading all of `pipe` until end of file.
-fn read_all(pipe: impl Read + Send + 'static) -> JoinHandle<String> {
+pub(crate) fn read_all(pipe: impl Read + Send + 'static) -> JoinHandle<String> {
     std::thread::spawn(move || {
         let mut text = String::new();
         let mut bytes = Vec::new();

@@ -70,6 +70,45 @@ pub enum Error {
         path: PathBuf,
     },
 
+    /// A system program the app tests need is not installed.
+    #[error(
+        "`{program}` is not installed (not found on PATH): install the Debian package \
+         `{package}` (.ci/setup installs it)"
+    )]
+    ProgramMissing {
+        /// The program looked for.
+        program: String,
+        /// The Debian package that provides it.
+        package: String,
+    },
+
+    /// A WebDriver command to the app's window failed (the session, a script, a click).
+    #[error("{what}: {reason}\n--- the app's output so far\n{log}")]
+    WebDriver {
+        /// What was being done.
+        what: String,
+        /// The WebDriver client's or server's reason.
+        reason: String,
+        /// What the WebDriver server and the app printed so far.
+        log: String,
+    },
+
+    /// The app's window did not show something in time.
+    #[error(
+        "the app did not show {what} within {waited:?}\n--- the page\n{page}\n\
+         --- the app's output so far\n{log}"
+    )]
+    NotShown {
+        /// What was awaited.
+        what: String,
+        /// How long.
+        waited: Duration,
+        /// The page at that moment: its `data-testid`s and the start of its text.
+        page: String,
+        /// What the WebDriver server and the app printed so far.
+        log: String,
+    },
+
     /// The embedded broker or a client setting failed.
     #[error(transparent)]
     Net(#[from] tandem_net::Error),

@@ -6,10 +6,15 @@
 //! - [`TcpProxy`] ([`proxy`]): a connection a test can freeze or cut.
 //! - [`bin`] / [`ChildGuard`] ([`process`]): the workspace's binaries, and processes that die
 //!   with the test.
+//! - [`App`] / [`Display`] / [`SessionBus`] / [`NotificationWatch`] ([`app`]): the desktop
+//!   app's real window on a virtual screen, driven over WebDriver, and the desktop
+//!   notifications it asks for.
 //!
 //! Mosquitto must be installed: a missing `mosquitto` fails the tests that need it unless
-//! `TANDEM_SKIP_MOSQUITTO=1` is set (see [`Mosquitto::start_or_skip`]).
+//! `TANDEM_SKIP_MOSQUITTO=1` is set (see [`Mosquitto::start_or_skip`]). The app tests need
+//! `Xvfb`, `dbus-daemon`, `dbus-monitor` and `WebKitWebDriver`: a missing one fails them.
 
+pub mod app;
 pub mod brokers;
 pub mod cli;
 mod error;
@@ -18,6 +23,7 @@ pub mod mqtt;
 pub mod process;
 pub mod proxy;
 
+pub use app::{App, AppOptions, Display, Notification, NotificationWatch, SessionBus};
 pub use brokers::{BrokerKind, Embedded, TestBroker};
 pub use error::{Error, Result};
 pub use mosquitto::{Mosquitto, MosquittoOptions};

@@ -1,6 +1,7 @@
 //! `tandem-bench`: prints one figure per line, each beside a baseline measured in the same run.
 #![allow(clippy::print_stdout)]
 
+mod app;
 mod envelope;
 mod messaging;
 mod report;
@@ -23,6 +24,9 @@ enum Group {
     /// Live messaging: send-to-stored latency and fan-out to a five-device account, each
     /// beside bare MQTT on the same embedded broker.
     Messaging,
+    /// The desktop app's window (not part of `all`: it needs Xvfb, the release app and a
+    /// 1M-message history): memory beside a bare Tauri window, start time to the chat list.
+    App,
 }
 
 /// Tandem's benchmarks (run them with `--release`).
@@ -35,6 +39,12 @@ struct Args {
     /// Smaller data sets (for a smoke run); the README's figures come from full runs.
     #[arg(long)]
     quick: bool,
+    /// `app`: the folder caching its history and linked desktop (built once).
+    #[arg(long, value_name = "DIR")]
+    work: Option<std::path::PathBuf>,
+    /// `app`: also report the size of this `.deb` (the Tauri bundler's output).
+    #[arg(long, value_name = "FILE")]
+    deb: Option<std::path::PathBuf>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -51,6 +61,12 @@ fn main() -> anyhow::Result<()> {
     }
     if matches!(args.group, Group::All | Group::Messaging) {
         messaging::run(&mut out, args.quick)?;
+    }
+    if args.group == Group::App {
+        app::run(
+            &mut out,
+            &app::Options::new(args.quick, args.work, args.deb),
+        )?;
     }
     Ok(())
 }
