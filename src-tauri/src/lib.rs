@@ -3,7 +3,8 @@
 //! commands (`commands`), pushing events through the channel the UI subscribed with (`events`).
 //! The desktop's own behaviour (window, tray, notifications) lives in `desktop`.
 //!
-//! `--bare` opens one blank window and nothing else: the memory benchmark's baseline.
+//! `--bare` opens one window on a minimal page and nothing else: the memory benchmark's
+//! baseline.
 
 mod commands;
 mod desktop;
@@ -164,18 +165,25 @@ fn instance_id(home: &std::path::Path) -> String {
     format!("app.tandem.desktop.h{:016x}", hasher.finish())
 }
 
-/// One blank window, no engine, no tray, no plugins.
+/// The bare window's page: a few words of HTML, so that WebKit starts its web process as for
+/// any real page (`about:blank` runs without one, which would flatter the baseline).
+const BARE_PAGE: &str =
+    "data:text/html,<!doctype html><meta charset=utf-8><title>Tandem</title><p>Tandem</p>";
+
+/// One window showing a minimal page, its web view set up as the app's ([`desktop::lighten`]):
+/// no engine, no tray, no plugins.
 fn run_bare() -> tauri::Result<()> {
     tauri::Builder::default()
         .setup(|app| {
-            let blank = tauri::Url::parse("about:blank")?;
-            tauri::WebviewWindowBuilder::new(
+            let blank = tauri::Url::parse(BARE_PAGE)?;
+            let window = tauri::WebviewWindowBuilder::new(
                 app,
                 desktop::MAIN,
                 tauri::WebviewUrl::External(blank),
             )
             .title("Tandem (bare)")
             .build()?;
+            desktop::lighten(&window);
             Ok(())
         })
         .run(tauri::generate_context!())

@@ -34,7 +34,7 @@ use tempfile::TempDir;
 
 use crate::cli::{lines_of, read_all};
 use crate::error::{Error, Result, io};
-use crate::process::{ChildGuard, bin};
+use crate::process::{ChildGuard, bin, comm, descendants, kill_all};
 
 /// The virtual screen: width x height x depth.
 pub const SCREEN: (u32, u32, u32) = (1280, 800, 24);
@@ -488,80 +488,42 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 // ---------------------------------------------------------------------------------------
-// Process trees.
-
-/// A process as `/proc` shows it: its id, its parent and its start time (which tells a
-/// reused id apart).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Proc {
-    pid: u32,
-    ppid: u32,
-    start: u64,
-}
-
-/// Reads `/proc/PID/stat`: the parent (field 4) and the start time (field 22), counted after
-/// the command name, which may hold spaces and parentheses.
-fn proc_stat(pid: u32) -> Option<Proc> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let (_, after) = stat.rsplit_once(')')?;
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    // `after` starts at field 3 (the state).
-    let ppid = fields.get(1)?.parse().ok()?;
-    let start = fields.get(19)?.parse().ok()?;
-    Some(Proc { pid, ppid, start })
-}
-
-/// Every living process.
-fn all_procs() -> Vec<Proc> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter_map(proc_stat)
-        .collect()
-}
-
-/// The descendants of `root` (not `root` itself), parents before children.
-fn descendants(root: u32) -> Vec<Proc> {
-    let procs = all_procs();
-    let mut found: Vec<Proc> = Vec::new();
-    let mut frontier = vec![root];
-    while let Some(parent) = frontier.pop() {
-        for p in procs.iter().filter(|p| p.ppid == parent) {
-            if !found.iter().any(|f| f.pid == p.pid) {
-                found.push(*p);
-                frontier.push(p.pid);
-            }
-        }
-    }
-    found
-}
-
-/// The command name of a process (`/proc/PID/comm`).
-fn comm(pid: u32) -> String {
-    std::fs::read_to_string(format!("/proc/{pid}/comm"))
-        .map(|s| s.trim().to_owned())
-        .unwrap_or_default()
-}
-
-/// Sends SIGKILL to each process still alive with the same start time (never to a process
-/// that took a freed id since).
-fn kill_all(procs: &[Proc]) {
-    for p in procs {
-        if proc_stat(p.pid).is_some_and(|now| now.start == p.start) {
-            let _ = Command::new("kill")
-                .arg("-KILL")
-                .arg(p.pid.to_string())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------------------
 // The app.
+
+/// The environment the app runs in here (under test or benchmark): `display` and `bus`, X11,
+/// the keyring off, no `TANDEM_HOME` / `TANDEM_BROKER` from outside, no accessibility bus and
+/// no dconf (nothing started on the bus behind the run), and its own XDG folders under `xdg`
+/// (its window state and downloads stay out of the user's).
+///
+/// # Errors
+/// [`Error::Io`] if the XDG folders cannot be created.
+pub fn app_environment(
+    command: &mut Command,
+    display: &Display,
+    bus: &SessionBus,
+    xdg: &Path,
+) -> Result<()> {
+    command
+        .env("DISPLAY", display.name())
+        .env("DBUS_SESSION_BUS_ADDRESS", bus.address())
+        .env("TANDEM_KEYRING", "off")
+        .env_remove("TANDEM_HOME")
+        .env_remove("TANDEM_BROKER")
+        .env_remove("WAYLAND_DISPLAY")
+        .env("GDK_BACKEND", "x11")
+        .env("NO_AT_BRIDGE", "1")
+        .env("GSETTINGS_BACKEND", "memory");
+    for (var, dir) in [
+        ("XDG_CONFIG_HOME", "config"),
+        ("XDG_DATA_HOME", "data"),
+        ("XDG_CACHE_HOME", "cache"),
+    ] {
+        let path = xdg.join(dir);
+        std::fs::create_dir_all(&path).map_err(io(format!("create {}", path.display())))?;
+        command.env(var, path);
+    }
+    Ok(())
+}
 
 /// How to launch the app: `tandem-desktop --home HOME [--broker URL] [--qr-png FILE] ARGS...`.
 #[derive(Debug, Clone)]
@@ -669,29 +631,11 @@ impl App {
         let mut command = Command::new(&driver);
         command
             .arg(format!("--port={port}"))
-            .env("DISPLAY", display.name())
-            .env("DBUS_SESSION_BUS_ADDRESS", bus.address())
             .env("TAURI_WEBVIEW_AUTOMATION", "true")
-            .env("TANDEM_KEYRING", "off")
-            .env_remove("TANDEM_HOME")
-            .env_remove("TANDEM_BROKER")
-            .env_remove("WAYLAND_DISPLAY")
-            .env("GDK_BACKEND", "x11")
-            // No accessibility bus and no dconf: nothing started on the bus behind the test.
-            .env("NO_AT_BRIDGE", "1")
-            .env("GSETTINGS_BACKEND", "memory")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        for (var, dir) in [
-            ("XDG_CONFIG_HOME", "config"),
-            ("XDG_DATA_HOME", "data"),
-            ("XDG_CACHE_HOME", "cache"),
-        ] {
-            let path = xdg.path().join(dir);
-            std::fs::create_dir_all(&path).map_err(io(format!("create {}", path.display())))?;
-            command.env(var, path);
-        }
+        app_environment(&mut command, display, bus, xdg.path())?;
         let mut child = ChildGuard::spawn(&mut command)?;
         let output = Arc::new(Mutex::new(Output::default()));
         collect(&mut child, &output);

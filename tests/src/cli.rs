@@ -406,7 +406,7 @@ fn not_ready(listen: &str, reason: &str) -> Error {
 }
 
 /// A thread sending each line of `pipe` as it comes; the channel closes at end of file.
-pub(crate) fn lines_of(pipe: Option<impl Read + Send + 'static>) -> Receiver<String> {
+pub fn lines_of(pipe: Option<impl Read + Send + 'static>) -> Receiver<String> {
     let (send, receive) = channel();
     if let Some(pipe) = pipe {
         std::thread::spawn(move || {

@@ -1,5 +1,6 @@
-//! Processes for process-level tests: finding the workspace's built binaries ([`bin`]) and
-//! making sure every spawned process dies with the test ([`ChildGuard`]).
+//! Processes for process-level tests: finding the workspace's built binaries ([`bin`]),
+//! making sure every spawned process dies with the test ([`ChildGuard`]), and the trees of
+//! processes a program starts ([`descendants`], [`kill_all`]; the app's WebKit processes).
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -226,6 +227,94 @@ impl Drop for ChildGuard {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Process trees: a program and everything it started (the app's WebKit processes).
+
+/// A process as `/proc` shows it: its id, its parent and its start time (which tells a
+/// reused id apart).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Proc {
+    /// Its id.
+    pub pid: u32,
+    /// Its parent's id.
+    pub ppid: u32,
+    /// Its start time (clock ticks after boot).
+    pub start: u64,
+}
+
+/// Reads `/proc/PID/stat`: the parent (field 4) and the start time (field 22), counted after
+/// the command name, which may hold spaces and parentheses.
+#[must_use]
+pub fn proc_stat(pid: u32) -> Option<Proc> {
+    parse_stat(
+        pid,
+        &std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?,
+    )
+}
+
+/// [`proc_stat`] of a `/proc/PID/stat` text.
+#[must_use]
+pub fn parse_stat(pid: u32, stat: &str) -> Option<Proc> {
+    let (_, after) = stat.rsplit_once(')')?;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    // `after` starts at field 3 (the state).
+    let ppid = fields.get(1)?.parse().ok()?;
+    let start = fields.get(19)?.parse().ok()?;
+    Some(Proc { pid, ppid, start })
+}
+
+/// Every living process.
+#[must_use]
+pub fn all_procs() -> Vec<Proc> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(proc_stat)
+        .collect()
+}
+
+/// The descendants of `root` (not `root` itself), parents before children.
+#[must_use]
+pub fn descendants(root: u32) -> Vec<Proc> {
+    let procs = all_procs();
+    let mut found: Vec<Proc> = Vec::new();
+    let mut frontier = vec![root];
+    while let Some(parent) = frontier.pop() {
+        for p in procs.iter().filter(|p| p.ppid == parent) {
+            if !found.iter().any(|f| f.pid == p.pid) {
+                found.push(*p);
+                frontier.push(p.pid);
+            }
+        }
+    }
+    found
+}
+
+/// The command name of a process (`/proc/PID/comm`).
+#[must_use]
+pub fn comm(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// Sends SIGKILL to each process still alive with the same start time (never to a process
+/// that took a freed id since).
+pub fn kill_all(procs: &[Proc]) {
+    for p in procs {
+        if proc_stat(p.pid).is_some_and(|now| now.start == p.start) {
+            let _ = Command::new("kill")
+                .arg("-KILL")
+                .arg(p.pid.to_string())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
     }
 }
 

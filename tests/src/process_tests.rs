@@ -140,3 +140,53 @@ fn a_program_that_does_not_exist_is_an_io_error_naming_it() {
 }
 
 const WAIT_FOR_TRUE: Duration = Duration::from_secs(5);
+
+#[test]
+fn a_stat_line_is_read_past_a_name_with_spaces_and_parentheses() {
+    let stat = "4242 (Web (Content) x) S 17 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 9 0 \
+                123456 1000 50 18446744073709551615";
+    let parsed = parse_stat(4242, stat).unwrap();
+    assert_eq!(
+        parsed,
+        Proc {
+            pid: 4242,
+            ppid: 17,
+            start: 123_456
+        }
+    );
+    assert!(parse_stat(1, "garbage").is_none());
+    let me = proc_stat(std::process::id()).unwrap();
+    assert!(me.ppid > 0 && me.start > 0);
+}
+
+/// A shell with two children: both are found as its descendants, and `kill_all` ends them.
+#[test]
+fn a_process_tree_is_found_and_killed_whole() {
+    let guard = ChildGuard::spawn(
+        Command::new("sh")
+            .args(["-c", "sleep 30 & sleep 30 & wait"])
+            .stdin(Stdio::null()),
+    )
+    .unwrap();
+    let root = guard.id();
+    let started = Instant::now();
+    while descendants(root).len() < 2 {
+        assert!(started.elapsed() < Duration::from_secs(10), "no children");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let children = descendants(root);
+    assert!(
+        children
+            .iter()
+            .all(|c| c.ppid == root && comm(c.pid) == "sleep")
+    );
+    kill_all(&children);
+    drop(guard);
+    for child in children {
+        let alive = proc_stat(child.pid).is_some_and(|p| p.start == child.start)
+            && !std::fs::read_to_string(format!("/proc/{}/stat", child.pid))
+                .unwrap_or_default()
+                .contains(") Z ");
+        assert!(!alive, "{} outlived kill_all", child.pid);
+    }
+}

@@ -99,28 +99,93 @@ fn with_attr(id: &str, name: &str, value: &str) -> String {
     format!("{}[{name}=\"{value}\"]", testid(id))
 }
 
-/// Prints how long a story took (shown with `--nocapture`).
-fn took(story: &str, started: Instant) {
-    eprintln!(
-        "story {story:?} took {:.1} s",
-        started.elapsed().as_secs_f64()
-    );
-}
-
 fn screenshots_on() -> bool {
     std::env::var(tandem_tests::app::SCREENSHOTS).as_deref() == Ok("1")
 }
 
-/// A `tandem broker` on a free port, and its URL.
-fn embedded_broker() -> (BrokerProcess, String) {
-    let broker = must(BrokerProcess::start("127.0.0.1:0"));
-    let url = format!("mqtt://{}", broker.addr());
-    (broker, url)
+/// One story's stage: its turn on the machine (one story at a time), its clock and its
+/// broker (a `tandem broker` on a free port).
+struct Stage {
+    _turn: MutexGuard<'static, ()>,
+    started: Instant,
+    broker: Option<BrokerProcess>,
+    url: String,
 }
 
-/// A virtual screen and a private session bus for one app.
-fn desk() -> (Display, SessionBus) {
-    (must(Display::start()), must(SessionBus::start()))
+impl Stage {
+    fn new() -> Self {
+        let turn = one_at_a_time();
+        let broker = must(BrokerProcess::start("127.0.0.1:0"));
+        let url = format!("mqtt://{}", broker.addr());
+        Self {
+            _turn: turn,
+            started: Instant::now(),
+            broker: Some(broker),
+            url,
+        }
+    }
+
+    /// Alice's phone with her history, its chats, and a desktop home linked to it.
+    fn linked_alice(&self) -> (Phone, Vec<Value>, Home) {
+        let phone = Phone::alice(&self.url, GENERATED);
+        let chats = phone.chats();
+        let desktop = phone.link_desktop(&self.url);
+        (phone, chats, desktop)
+    }
+
+    /// Stops the broker (on SIGINT; it must exit cleanly).
+    fn stop_broker(&mut self) {
+        if let Some(broker) = self.broker.take() {
+            let stopped = must(broker.stop("INT", STEP));
+            assert!(stopped.status.success(), "{stopped:?}");
+        }
+    }
+
+    /// Stops the broker if it still runs, and prints how long the story took.
+    fn end(mut self, story: &str) {
+        self.stop_broker();
+        eprintln!(
+            "story {story:?} took {:.1} s",
+            self.started.elapsed().as_secs_f64()
+        );
+    }
+}
+
+/// The app's window on its own virtual screen and session bus (the app goes first when it
+/// is dropped, then the bus and the screen).
+struct Window {
+    app: App,
+    display: Display,
+    bus: SessionBus,
+}
+
+impl Window {
+    /// The app on `home`, through `broker`.
+    fn open(home: &Home, broker: &str) -> Self {
+        let display = must(Display::start());
+        let bus = must(SessionBus::start());
+        let options = AppOptions::new(home.path())
+            .broker(broker)
+            .qr_png(home.scratch().join("qr.png"));
+        let app = must(App::launch(&display, &bus, &options));
+        Self { app, display, bus }
+    }
+
+    /// The app on a linked `home`, once it lists exactly `chats` and is online (no banner).
+    fn listing(home: &Home, broker: &str, chats: &[Value]) -> Self {
+        let window = Self::open(home, broker);
+        wait_for_chats(&window, &names(chats), SHOWN);
+        must(window.wait_gone(&testid("banner"), SHOWN));
+        window
+    }
+}
+
+impl std::ops::Deref for Window {
+    type Target = App;
+
+    fn deref(&self) -> &App {
+        &self.app
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -275,14 +340,6 @@ fn chat_named<'a>(chats: &'a [Value], name: &str) -> &'a Value {
 // ---------------------------------------------------------------------------------------
 // The window.
 
-/// The app on `home`, through `broker`, on this screen and bus.
-fn launch(display: &Display, bus: &SessionBus, home: &Home, broker: &str) -> App {
-    let options = AppOptions::new(home.path())
-        .broker(broker)
-        .qr_png(home.scratch().join("qr.png"));
-    must(App::launch(display, bus, &options))
-}
-
 /// Waits until the chat list has loaded and lists exactly `names`; returns the rows' names.
 fn wait_for_chats(app: &App, names: &BTreeSet<String>, timeout: Duration) {
     let want: Vec<&String> = names.iter().collect();
@@ -359,20 +416,17 @@ const WATCH_SYNC: &str = "
 
 #[test]
 fn the_app_links_by_its_qr_code_syncs_and_lists_the_phones_chats() {
-    let _serial = one_at_a_time();
-    let started = Instant::now();
-    let (broker, url) = embedded_broker();
+    let stage = Stage::new();
     let generated = if screenshots_on() {
         GENERATED_FOR_SCREENSHOTS
     } else {
         GENERATED
     };
-    let phone = Phone::alice(&url, generated);
+    let phone = Phone::alice(&stage.url, generated);
     let total = phone.messages();
     let chats = phone.chats();
-    let (display, bus) = desk();
     let desktop = must(Home::new());
-    let app = launch(&display, &bus, &desktop, &url);
+    let app = Window::open(&desktop, &stage.url);
 
     // A fresh home: the link screen with a QR code, its link in `data-link`.
     must(app.wait_for(&testid("link-screen"), SHOWN));
@@ -469,8 +523,7 @@ fn the_app_links_by_its_qr_code_syncs_and_lists_the_phones_chats() {
     must(app.screenshot("settings"));
 
     drop(app);
-    must(broker.stop("INT", STEP));
-    took("(a) link by QR code", started);
+    stage.end("(a) link by QR code");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -478,12 +531,8 @@ fn the_app_links_by_its_qr_code_syncs_and_lists_the_phones_chats() {
 
 #[test]
 fn the_biggest_chat_scrolls_back_to_its_first_message_with_a_bounded_window() {
-    let _serial = one_at_a_time();
-    let started = Instant::now();
-    let (broker, url) = embedded_broker();
-    let phone = Phone::alice(&url, GENERATED);
-    let chats = phone.chats();
-    let desktop = phone.link_desktop(&url);
+    let stage = Stage::new();
+    let (phone, chats, desktop) = stage.linked_alice();
     let biggest = chats
         .iter()
         .max_by_key(|c| c["messages"].as_u64().unwrap_or(0))
@@ -497,9 +546,7 @@ fn the_biggest_chat_scrolls_back_to_its_first_message_with_a_bounded_window() {
     assert_eq!(all.len() as u64, biggest["messages"].as_u64().unwrap());
     let (oldest, newest) = (all.first().unwrap().clone(), all.last().unwrap().clone());
 
-    let (display, bus) = desk();
-    let app = launch(&display, &bus, &desktop, &url);
-    wait_for_chats(&app, &names(&chats), SHOWN);
+    let app = Window::listing(&desktop, &stage.url, &chats);
     let ready = must(app.wait_for_output("ready: chat_list", SHOWN));
     eprintln!("the app printed {ready:?}");
 
@@ -556,8 +603,7 @@ fn the_biggest_chat_scrolls_back_to_its_first_message_with_a_bounded_window() {
     );
 
     drop(app);
-    must(broker.stop("INT", STEP));
-    took("(b) scroll to the oldest message", started);
+    stage.end("(b) scroll to the oldest message");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -615,12 +661,8 @@ fn search_and_jump(app: &App, query: &str, message: &Value, screenshot: Option<&
 
 #[test]
 fn a_search_hit_opens_its_chat_at_that_message_which_flashes() {
-    let _serial = one_at_a_time();
-    let started = Instant::now();
-    let (broker, url) = embedded_broker();
-    let phone = Phone::alice(&url, GENERATED);
-    let chats = phone.chats();
-    let desktop = phone.link_desktop(&url);
+    let stage = Stage::new();
+    let (phone, chats, desktop) = stage.linked_alice();
     // A word of an imported message.
     let imported = phone.search(IMPORTED_WORD);
     assert_eq!(imported.len(), 1, "{imported:?}");
@@ -633,9 +675,7 @@ fn a_search_hit_opens_its_chat_at_that_message_which_flashes() {
     let history = phone.whole_history(text(biggest, "id"));
     let (old, old_query) = findable(&phone, &history);
 
-    let (display, bus) = desk();
-    let app = launch(&display, &bus, &desktop, &url);
-    wait_for_chats(&app, &names(&chats), SHOWN);
+    let app = Window::listing(&desktop, &stage.url, &chats);
 
     search_and_jump(&app, IMPORTED_WORD, &imported, Some("search"));
     // The flash ends; the imported group chat as it reads (media, system and deleted
@@ -661,8 +701,7 @@ fn a_search_hit_opens_its_chat_at_that_message_which_flashes() {
     );
 
     drop(app);
-    must(broker.stop("INT", STEP));
-    took("(c) search and jump", started);
+    stage.end("(c) search and jump");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -699,19 +738,14 @@ const FIND_MESSAGE: &str = "
 
 #[test]
 fn a_message_written_in_the_composer_is_delivered_to_bob_and_reaches_the_phone() {
-    let _serial = one_at_a_time();
-    let started = Instant::now();
-    let (broker, url) = embedded_broker();
-    let friends = Friends::new(&url);
+    let stage = Stage::new();
+    let friends = Friends::new(&stage.url);
     let chats = friends.alice.chats();
     let bob_chat = text(chat_named(&chats, "Bob"), "id").to_owned();
     let alice_run = friends.alice.run();
     let bob_run = friends.bob.run();
 
-    let (display, bus) = desk();
-    let app = launch(&display, &bus, &friends.desktop, &url);
-    wait_for_chats(&app, &names(&chats), SHOWN);
-    must(app.wait_gone(&testid("banner"), SHOWN));
+    let app = Window::listing(&friends.desktop, &stage.url, &chats);
     must(app.click(&with_attr("chat-row", "data-chat-id", &bob_chat)));
     must(app.wait_for(&with_attr("conversation", "data-chat-id", &bob_chat), SHOWN));
 
@@ -775,8 +809,7 @@ fn a_message_written_in_the_composer_is_delivered_to_bob_and_reaches_the_phone()
     drop(app);
     stop(alice_run);
     stop(bob_run);
-    must(broker.stop("INT", STEP));
-    took("(d) the composer", started);
+    stage.end("(d) the composer");
 }
 
 /// Polls `check` every 200 ms until it returns `Some`, for at most [`STEP`].
@@ -793,10 +826,8 @@ fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
 
 #[test]
 fn bob_writes_while_the_window_is_in_the_background_and_a_notification_shows_it() {
-    let _serial = one_at_a_time();
-    let started = Instant::now();
-    let (broker, url) = embedded_broker();
-    let friends = Friends::new(&url);
+    let stage = Stage::new();
+    let friends = Friends::new(&stage.url);
     let chats = friends.alice.chats();
     let bob_chat = text(chat_named(&chats, "Bob"), "id").to_owned();
 
@@ -812,11 +843,8 @@ fn bob_writes_while_the_window_is_in_the_background_and_a_notification_shows_it(
         }),
     );
 
-    let (display, bus) = desk();
-    let notifications = must(NotificationWatch::start(&bus));
-    let app = launch(&display, &bus, &friends.desktop, &url);
-    wait_for_chats(&app, &names(&chats), SHOWN);
-    must(app.wait_gone(&testid("banner"), SHOWN));
+    let app = Window::listing(&friends.desktop, &stage.url, &chats);
+    let notifications = must(NotificationWatch::start(&app.bus));
     let bob_row = with_attr("chat-row", "data-chat-id", &bob_chat);
 
     // While Alice looks at the window, Bob's message shows in it and nothing pops up.
@@ -846,7 +874,7 @@ fn bob_writes_while_the_window_is_in_the_background_and_a_notification_shows_it(
 
     // Alice switches to another program; Bob writes again: a notification with his name
     // and his text.
-    must(display.unfocus());
+    must(app.display.unfocus());
     must(app.wait_until(
         "the window without the focus",
         SHOWN,
@@ -889,8 +917,7 @@ fn bob_writes_while_the_window_is_in_the_background_and_a_notification_shows_it(
 
     drop(app);
     stop(bob_run);
-    must(broker.stop("INT", STEP));
-    took("(e) a notification", started);
+    stage.end("(e) a notification");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -898,22 +925,13 @@ fn bob_writes_while_the_window_is_in_the_background_and_a_notification_shows_it(
 
 #[test]
 fn without_the_broker_the_window_says_offline_and_the_history_still_opens_and_searches() {
-    let _serial = one_at_a_time();
-    let started = Instant::now();
-    let (broker, url) = embedded_broker();
-    let phone = Phone::alice(&url, GENERATED);
-    let chats = phone.chats();
-    let desktop = phone.link_desktop(&url);
+    let mut stage = Stage::new();
+    let (phone, chats, desktop) = stage.linked_alice();
     let imported = phone.search(IMPORTED_WORD)[0].clone();
-
-    let (display, bus) = desk();
-    let app = launch(&display, &bus, &desktop, &url);
-    wait_for_chats(&app, &names(&chats), SHOWN);
     // Online: no banner.
-    must(app.wait_gone(&testid("banner"), SHOWN));
+    let app = Window::listing(&desktop, &stage.url, &chats);
 
-    let stopped = must(broker.stop("INT", STEP));
-    assert!(stopped.status.success(), "{stopped:?}");
+    stage.stop_broker();
     must(app.wait_for(&with_attr("banner", "data-state", "offline"), SHOWN));
 
     // Every chat still opens from the local store.
@@ -929,5 +947,5 @@ fn without_the_broker_the_window_says_offline_and_the_history_still_opens_and_se
     );
 
     drop(app);
-    took("(f) offline", started);
+    stage.end("(f) offline");
 }

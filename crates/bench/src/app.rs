@@ -16,10 +16,9 @@
 //!   of the app's process and all its descendants (`WebKitWebProcess`,
 //!   `WebKitNetworkProcess`), with the history open and the chat list shown (the app prints
 //!   `ready: chat_list` once the UI rendered it), once it settled; baseline:
-//!   `tandem-desktop --bare`, a bare Tauri window on a blank page, measured the same way.
-//!   Goal: at most 50 MB above the bare window. For comparison, WebKitGTK's own MiniBrowser
-//!   (shipped with the library) showing a blank page: what one web process with a page costs
-//!   (the bare window's `about:blank` runs without one).
+//!   `tandem-desktop --bare`, a bare Tauri window on a minimal page, its web view set up as
+//!   the app's (no compositing, no caches), measured the same way.
+//!   Goal: at most 50 MB above the bare window.
 //! - `app.cold_start_ms`: from spawning the app to its `ready: chat_list` line (the page
 //!   cache is warm: the same history was opened before); goal under 1 s. Baseline: the
 //!   command-line `tandem chats` on the same home (opening the store and listing the chats,
@@ -28,13 +27,16 @@
 //!
 //! Every line is `name: value unit`.
 
-use std::io::{BufRead as _, BufReader, Read as _, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{self, Receiver};
+use std::process::{Command, Stdio};
+use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
+use tandem_tests::app::{Display, SessionBus, app_environment, free_port};
+use tandem_tests::cli::{BrokerProcess, lines_of};
+use tandem_tests::process::{ChildGuard, comm, descendants, kill_all};
 
 use crate::report::{line, load_average, short};
 
@@ -50,9 +52,7 @@ const SEED: &str = "7";
 const RUNS: usize = 3;
 /// Where `--work` defaults to: a real disk, not a tmpfs `/tmp`.
 const DEFAULT_WORK: &str = "/var/tmp/tandem-bench-app";
-/// The virtual screen.
-const SCREEN: &str = "1280x800x24";
-/// Longest a helper (Xvfb, the bus, the broker) may take to be ready.
+/// Longest `tandem link` may take to write its QR code.
 const HELPER_READY: Duration = Duration::from_secs(15);
 /// Longest the app may take to show its chat list.
 const APP_READY: Duration = Duration::from_secs(60);
@@ -72,10 +72,6 @@ const SETTLE_AT_MOST: Duration = Duration::from_secs(20);
 /// The names (as `/proc/PID/comm` cuts them) of WebKit's helper processes, whose presence
 /// says the bare window's web view is up (it prints nothing).
 const WEBKIT_HELPERS: [&str; 2] = ["WebKitWebProces", "WebKitNetworkPr"];
-/// WebKitGTK's demo browser, shipped with the library the app runs on.
-const MINIBROWSER: &str = "/usr/lib/x86_64-linux-gnu/webkit2gtk-4.1/MiniBrowser";
-/// The page MiniBrowser shows for the comparison.
-const BLANK_PAGE: &str = "data:text/html,<!doctype html><title>blank</title>";
 /// The line the app prints once the UI rendered the chat list.
 const READY: &str = "ready: chat_list";
 
@@ -134,7 +130,7 @@ pub fn run(out: &mut dyn Write, options: &Options) -> anyhow::Result<()> {
         ),
     )?;
 
-    let broker = Broker::start(&bins, history.port).with_context(|| {
+    let (broker, broker_url) = broker(history.port).with_context(|| {
         format!(
             "the cached homes in {} were linked through 127.0.0.1:{}; free that port or \
              delete the folder to rebuild them on another",
@@ -156,22 +152,6 @@ pub fn run(out: &mut dyn Write, options: &Options) -> anyhow::Result<()> {
         app.wait_for_web_view(APP_READY)?;
         bare.push(app.settled_memory()?);
     }
-    // WebKitGTK's own MiniBrowser on a blank page (when installed, as it is with the
-    // library): what one web process showing a page costs, for comparison.
-    let mut blank = Vec::new();
-    if Path::new(MINIBROWSER).is_file() {
-        for run in 0..RUNS {
-            let xdg = scratch.path().join(format!("blank-{run}"));
-            let mut page = Launched::spawn(
-                Path::new(MINIBROWSER),
-                &[BLANK_PAGE.to_owned()],
-                &screen,
-                &xdg,
-            )?;
-            page.wait_for_web_view(APP_READY)?;
-            blank.push(page.settled_memory()?);
-        }
-    }
     // The app on the history, three times: the start time and then the memory.
     let mut starts = Vec::new();
     let mut reported = Vec::new();
@@ -180,7 +160,7 @@ pub fn run(out: &mut dyn Write, options: &Options) -> anyhow::Result<()> {
         "--home".to_owned(),
         history.desktop.to_string_lossy().into_owned(),
         "--broker".to_owned(),
-        broker.url.clone(),
+        broker_url,
     ];
     for run in 0..RUNS {
         let xdg = scratch.path().join(format!("app-{run}"));
@@ -219,7 +199,7 @@ pub fn run(out: &mut dyn Write, options: &Options) -> anyhow::Result<()> {
         "app.pss_mb.bare",
         format!("{:.1}", bare_mb.total),
         &format!(
-            "MB (tandem-desktop --bare: a bare Tauri window on a blank page; median of {RUNS}; {}; runs {})",
+            "MB (tandem-desktop --bare: a bare Tauri window on a minimal page, web view set up as the app's; median of {RUNS}; {}; runs {})",
             bare_mb.parts(),
             totals(&bare)
         ),
@@ -242,34 +222,6 @@ pub fn run(out: &mut dyn Write, options: &Options) -> anyhow::Result<()> {
         format!("{over:.1}"),
         "MB (the app above the bare window)",
     )?;
-    if !blank.is_empty() {
-        let page = median_memory(&blank);
-        line(
-            out,
-            "app.pss_mb.webkit_blank_page",
-            format!("{:.1}", page.total),
-            &format!(
-                "MB (WebKitGTK's MiniBrowser on a blank page, median of {RUNS}; {}; runs {})",
-                page.parts(),
-                totals(&blank)
-            ),
-        )?;
-        line(
-            out,
-            "app.pss_mb.web_process_over_blank_page",
-            format!("{:.1}", app_mb.web - page.web),
-            "MB (the app's web process above the web process of a blank page)",
-        )?;
-    }
-    if bare.iter().any(|m| m.web_kb == 0) {
-        line(
-            out,
-            "app.pss_mb.bare.note",
-            "no-web-process",
-            "(the bare window's blank page runs without a WebKitWebProcess, which every real \
-             page needs: the difference above includes the app's whole web process)",
-        )?;
-    }
     for (name, samples) in [("bare", &bare), ("app", &full)] {
         if let Some(unsettled) = samples.iter().find(|m| !m.settled) {
             line(
@@ -395,91 +347,6 @@ impl Binaries {
     }
 }
 
-/// The path of a system program on `PATH`, or an error naming its Debian package.
-fn program(name: &str, package: &str) -> anyhow::Result<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(name))
-        .find(|p| p.is_file())
-        .with_context(|| {
-            format!("`{name}` is not installed: install the Debian package `{package}`")
-        })
-}
-
-/// A child process killed (with everything it started) on drop.
-#[derive(Debug)]
-struct Guard {
-    child: Child,
-    what: String,
-}
-
-impl Guard {
-    fn spawn(command: &mut Command, what: &str) -> anyhow::Result<Self> {
-        let child = command
-            .spawn()
-            .with_context(|| format!("starting {what}"))?;
-        Ok(Self {
-            child,
-            what: what.to_owned(),
-        })
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// The first line it prints on stdout, within `limit`.
-    fn first_line(&mut self, limit: Duration) -> anyhow::Result<String> {
-        let stdout = self.child.stdout.take();
-        let lines = lines_of(stdout);
-        match lines.recv_timeout(limit) {
-            Ok(line) => Ok(line),
-            Err(_) => {
-                let status = self.child.try_wait().ok().flatten();
-                let mut stderr = String::new();
-                if status.is_some()
-                    && let Some(mut pipe) = self.child.stderr.take()
-                {
-                    let _ = pipe.read_to_string(&mut stderr);
-                }
-                bail!(
-                    "{} printed nothing within {limit:?} ({}): {stderr}",
-                    self.what,
-                    status.map_or_else(|| "still running".to_owned(), |s| s.to_string())
-                )
-            }
-        }
-    }
-
-    fn try_wait(&mut self) -> Option<ExitStatus> {
-        self.child.try_wait().ok().flatten()
-    }
-}
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        kill_all(&descendants(self.pid()));
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A thread sending each line of `pipe` as it comes.
-fn lines_of(pipe: Option<impl std::io::Read + Send + 'static>) -> Receiver<String> {
-    let (send, receive) = mpsc::channel();
-    if let Some(pipe) = pipe {
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines() {
-                let Ok(line) = line else { break };
-                if send.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-    }
-    receive
-}
-
 // ---------------------------------------------------------------------------------------
 // The cached history.
 
@@ -571,26 +438,25 @@ fn link(
     dir: &Path,
     port: u16,
 ) -> anyhow::Result<()> {
-    let broker = Broker::start(bins, port)?;
+    let (_broker, broker_url) = broker(port)?;
     let qr = dir.join("qr.png");
     let _ = std::fs::remove_file(&qr);
-    let mut linking = Guard::spawn(
+    let mut linking = ChildGuard::spawn(
         Command::new(&bins.companion)
             .arg("--home")
             .arg(desktop)
-            .args(["link", "--broker", &broker.url, "--name", "Bench laptop"])
+            .args(["link", "--broker", &broker_url, "--name", "Bench laptop"])
             .arg("--qr-png")
             .arg(&qr)
             .args(["--timeout", "600"])
             .env("TANDEM_KEYRING", "off")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::piped()),
-        "tandem link",
+            .stderr(Stdio::null()),
     )?;
     let started = Instant::now();
     while !std::fs::metadata(&qr).is_ok_and(|m| m.len() > 0) {
-        if let Some(status) = linking.try_wait() {
+        if let Some(status) = linking.try_wait()? {
             bail!("`tandem link` exited with {status} before writing its QR code");
         }
         anyhow::ensure!(
@@ -611,7 +477,7 @@ fn link(
     )?;
     let started = Instant::now();
     loop {
-        if let Some(status) = linking.try_wait() {
+        if let Some(status) = linking.try_wait()? {
             anyhow::ensure!(status.success(), "`tandem link` failed with {status}");
             return Ok(());
         }
@@ -644,121 +510,28 @@ fn run_ok(command: &mut Command, what: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn free_port() -> anyhow::Result<u16> {
-    let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).context("binding 127.0.0.1:0")?;
-    Ok(listener
-        .local_addr()
-        .context("reading a bound port")?
-        .port())
-}
-
 // ---------------------------------------------------------------------------------------
 // The broker, the screen and the bus.
 
-/// `tandem broker` on a given loopback port.
-#[derive(Debug)]
-struct Broker {
-    _process: Guard,
-    url: String,
+/// `tandem broker` on a given loopback port, and its URL.
+fn broker(port: u16) -> anyhow::Result<(BrokerProcess, String)> {
+    let process = BrokerProcess::start(&format!("127.0.0.1:{port}"))?;
+    let url = format!("mqtt://{}", process.addr());
+    Ok((process, url))
 }
 
-impl Broker {
-    fn start(bins: &Binaries, port: u16) -> anyhow::Result<Self> {
-        let listen = format!("127.0.0.1:{port}");
-        let mut process = Guard::spawn(
-            Command::new(&bins.companion)
-                .args(["broker", "--listen", &listen])
-                .env("TANDEM_KEYRING", "off")
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped()),
-            "tandem broker",
-        )?;
-        let first = process.first_line(HELPER_READY)?;
-        let url = first
-            .trim()
-            .strip_prefix("listening on ")
-            .with_context(|| format!("`tandem broker` printed {first:?}"))?
-            .to_owned();
-        Ok(Self {
-            _process: process,
-            url,
-        })
-    }
-}
-
-/// The configuration of a private session bus without activatable services (the policy is
-/// the standard session bus's: everything may be sent, received and owned; without the
-/// receive rule not even the bus's own replies get through).
-const BUS_CONFIG: &str = r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>session</type>
-  <listen>unix:dir=@DIR@</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow send_destination="*" eavesdrop="true"/>
-    <allow eavesdrop="true"/>
-    <allow own="*"/>
-  </policy>
-</busconfig>
-"#;
-
-/// `Xvfb` on a display it picks, and a private session bus.
+/// A virtual screen and a private session bus, the same the end-to-end tests run the app on.
 #[derive(Debug)]
 struct Screen {
-    _xvfb: Guard,
-    _bus: Guard,
-    _bus_dir: tempfile::TempDir,
-    display: String,
-    bus: String,
+    display: Display,
+    bus: SessionBus,
 }
 
 impl Screen {
     fn start() -> anyhow::Result<Self> {
-        let mut xvfb = Guard::spawn(
-            Command::new(program("Xvfb", "xvfb")?)
-                .args([
-                    "-displayfd",
-                    "1",
-                    "-screen",
-                    "0",
-                    SCREEN,
-                    "-nolisten",
-                    "tcp",
-                ])
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped()),
-            "Xvfb",
-        )?;
-        let display = format!(":{}", xvfb.first_line(HELPER_READY)?.trim());
-        let bus_dir = tempfile::Builder::new()
-            .prefix("tandem-bench-bus-")
-            .tempdir()
-            .context("creating a folder for the session bus")?;
-        let config = bus_dir.path().join("session.conf");
-        std::fs::write(
-            &config,
-            BUS_CONFIG.replace("@DIR@", &bus_dir.path().to_string_lossy()),
-        )
-        .with_context(|| format!("writing {}", config.display()))?;
-        let mut bus = Guard::spawn(
-            Command::new(program("dbus-daemon", "dbus-daemon")?)
-                .arg(format!("--config-file={}", config.display()))
-                .args(["--nofork", "--nopidfile", "--print-address=1"])
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped()),
-            "dbus-daemon",
-        )?;
-        let address = bus.first_line(HELPER_READY)?.trim().to_owned();
         Ok(Self {
-            _xvfb: xvfb,
-            _bus: bus,
-            _bus_dir: bus_dir,
-            display,
-            bus: address,
+            display: Display::start()?,
+            bus: SessionBus::start()?,
         })
     }
 }
@@ -770,8 +543,15 @@ impl Screen {
 /// tree on drop.
 #[derive(Debug)]
 struct Launched {
-    process: Guard,
+    process: ChildGuard,
     lines: Receiver<String>,
+}
+
+impl Drop for Launched {
+    /// Its WebKit processes go with it (the guard then kills the app itself).
+    fn drop(&mut self) {
+        kill_all(&descendants(self.process.id()));
+    }
 }
 
 impl Launched {
@@ -779,29 +559,12 @@ impl Launched {
         let mut command = Command::new(binary);
         command
             .args(args)
-            .env("DISPLAY", &screen.display)
-            .env("DBUS_SESSION_BUS_ADDRESS", &screen.bus)
-            .env("TANDEM_KEYRING", "off")
-            .env_remove("TANDEM_HOME")
-            .env_remove("WAYLAND_DISPLAY")
-            .env("GDK_BACKEND", "x11")
-            .env("NO_AT_BRIDGE", "1")
-            .env("GSETTINGS_BACKEND", "memory")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
-        for (var, sub) in [
-            ("XDG_CONFIG_HOME", "config"),
-            ("XDG_DATA_HOME", "data"),
-            ("XDG_CACHE_HOME", "cache"),
-        ] {
-            let path = xdg.join(sub);
-            std::fs::create_dir_all(&path)
-                .with_context(|| format!("creating {}", path.display()))?;
-            command.env(var, path);
-        }
-        let mut process = Guard::spawn(&mut command, "tandem-desktop")?;
-        let lines = lines_of(process.child.stdout.take());
+        app_environment(&mut command, &screen.display, &screen.bus, xdg)?;
+        let mut process = ChildGuard::spawn(&mut command)?;
+        let lines = lines_of(process.child_mut().stdout.take());
         Ok(Self { process, lines })
     }
 
@@ -815,9 +578,10 @@ impl Launched {
                 Ok(_) => {}
                 Err(_) => bail!(
                     "tandem-desktop did not print `{prefix}` within {limit:?} ({})",
-                    self.process
-                        .try_wait()
-                        .map_or_else(|| "still running".to_owned(), |s| format!("exited: {s}"))
+                    match self.process.try_wait() {
+                        Ok(Some(status)) => format!("exited: {status}"),
+                        _ => "still running".to_owned(),
+                    }
                 ),
             }
         }
@@ -827,11 +591,11 @@ impl Launched {
     /// prints nothing).
     fn wait_for_web_view(&mut self, limit: Duration) -> anyhow::Result<()> {
         let started = Instant::now();
-        while !descendants(self.process.pid())
+        while !descendants(self.process.id())
             .iter()
             .any(|p| WEBKIT_HELPERS.contains(&comm(p.pid).as_str()))
         {
-            if let Some(status) = self.process.try_wait() {
+            if let Some(status) = self.process.try_wait()? {
                 bail!("tandem-desktop --bare exited with {status}");
             }
             anyhow::ensure!(
@@ -848,10 +612,10 @@ impl Launched {
         let started = Instant::now();
         let mut recent: Vec<Memory> = Vec::new();
         loop {
-            if let Some(status) = self.process.try_wait() {
+            if let Some(status) = self.process.try_wait()? {
                 bail!("tandem-desktop exited with {status} while its memory was measured");
             }
-            let now = tree_memory(self.process.pid());
+            let now = tree_memory(self.process.id());
             recent.push(now.clone());
             if recent.len() > SETTLED_SAMPLES {
                 recent.remove(0);
@@ -982,77 +746,6 @@ fn parse_pss_kb(text: &str) -> u64 {
         .filter_map(|l| l.strip_prefix("Pss:"))
         .filter_map(|rest| rest.split_whitespace().next()?.parse::<u64>().ok())
         .sum()
-}
-
-// ---------------------------------------------------------------------------------------
-// Process trees.
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Proc {
-    pid: u32,
-    ppid: u32,
-    start: u64,
-}
-
-/// The parent and start time of a process, from `/proc/PID/stat` (fields after the command
-/// name, which may hold spaces and parentheses).
-fn parse_stat(pid: u32, stat: &str) -> Option<Proc> {
-    let (_, after) = stat.rsplit_once(')')?;
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    Some(Proc {
-        pid,
-        ppid: fields.get(1)?.parse().ok()?,
-        start: fields.get(19)?.parse().ok()?,
-    })
-}
-
-fn proc_stat(pid: u32) -> Option<Proc> {
-    parse_stat(
-        pid,
-        &std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?,
-    )
-}
-
-/// Every descendant of `root`.
-fn descendants(root: u32) -> Vec<Proc> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    let procs: Vec<Proc> = entries
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter_map(proc_stat)
-        .collect();
-    let mut found: Vec<Proc> = Vec::new();
-    let mut frontier = vec![root];
-    while let Some(parent) = frontier.pop() {
-        for p in procs.iter().filter(|p| p.ppid == parent) {
-            if !found.iter().any(|f| f.pid == p.pid) {
-                found.push(*p);
-                frontier.push(p.pid);
-            }
-        }
-    }
-    found
-}
-
-fn comm(pid: u32) -> String {
-    std::fs::read_to_string(format!("/proc/{pid}/comm"))
-        .map(|s| s.trim().to_owned())
-        .unwrap_or_default()
-}
-
-/// SIGKILL to each process still alive with the same start time.
-fn kill_all(procs: &[Proc]) {
-    for p in procs {
-        if proc_stat(p.pid).is_some_and(|now| now.start == p.start) {
-            let _ = Command::new("kill")
-                .arg("-KILL")
-                .arg(p.pid.to_string())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------------------
