@@ -113,7 +113,7 @@ pub fn create_main_window(app: &AppHandle) -> tauri::Result<WebviewWindow> {
 ///   assets, and those caches would only hold memory;
 /// - no accelerated compositing: WebKit then paints the page in one software layer instead of
 ///   a tree of composited layers (on a machine without a GPU, through a software GL), which
-///   costs about 80 MB less for every window measured (`tandem-bench app`), and a chat
+///   costs 50 to 75 MB less for each window measured (`tandem-bench app`), and a chat
 ///   client's page (text, a few transitions) scrolls as smoothly without it.
 ///
 /// The bare window of the memory benchmark is set up the same way, so that the figure
