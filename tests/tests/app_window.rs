@@ -234,6 +234,44 @@ impl Phone {
         phone
     }
 
+    /// Imports every chat export of `../shared/data/exports` (real exports from public
+    /// parsers' test suites, WhatsApp and Telegram), where the checkout has that folder beside
+    /// it, as CI's does; returns how many files were imported. A file the importer refuses
+    /// must be refused with a reason (one error line naming it), and the rest still import.
+    fn import_shared_exports(&self) -> usize {
+        let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/exports");
+        let Ok(found) = std::fs::read_dir(&folder) else {
+            return 0;
+        };
+        let mut files: Vec<String> = Vec::new();
+        let mut folders: Vec<std::path::PathBuf> = found.flatten().map(|e| e.path()).collect();
+        while let Some(path) = folders.pop() {
+            if path.is_dir() {
+                folders.extend(
+                    std::fs::read_dir(&path)
+                        .unwrap()
+                        .flatten()
+                        .map(|e| e.path()),
+                );
+            } else if path.extension().is_some_and(|e| e == "txt" || e == "json") {
+                files.push(path.to_string_lossy().into_owned());
+            }
+        }
+        files.sort();
+        let mut args = vec!["--json".to_owned(), "import".to_owned()];
+        args.extend(["--tz".to_owned(), TZ.to_owned()]);
+        args.extend(files.iter().cloned());
+        let run = must(self.home.phone(args));
+        let imported = must(run.json_lines()).len();
+        let refused = run.errors();
+        assert_eq!(
+            imported + refused.len(),
+            files.len(),
+            "every file is imported or refused with a reason: {run}"
+        );
+        imported
+    }
+
     fn json(&self, args: &[&str]) -> Value {
         let mut all = vec!["--json"];
         all.extend_from_slice(args);
@@ -423,6 +461,8 @@ fn the_app_links_by_its_qr_code_syncs_and_lists_the_phones_chats() {
         GENERATED
     };
     let phone = Phone::alice(&stage.url, generated);
+    let real = phone.import_shared_exports();
+    eprintln!("the phone imported {real} real chat exports");
     let total = phone.messages();
     let chats = phone.chats();
     let desktop = must(Home::new());
