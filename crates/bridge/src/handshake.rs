@@ -88,27 +88,7 @@ fn encode<T: Serialize>(value: &T, what: &'static str) -> Result<Vec<u8>> {
 }
 
 fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &'static str) -> Result<T> {
-    let (version, rest) = bytes.split_first().ok_or(Error::Malformed {
-        what,
-        reason: "empty".into(),
-    })?;
-    if *version != PROTOCOL_VERSION {
-        return Err(Error::UnsupportedVersion {
-            what,
-            found: *version,
-        });
-    }
-    let (value, trailing) = postcard::take_from_bytes::<T>(rest).map_err(|e| Error::Malformed {
-        what,
-        reason: e.to_string(),
-    })?;
-    if !trailing.is_empty() {
-        return Err(Error::TrailingBytes {
-            what,
-            count: trailing.len(),
-        });
-    }
-    Ok(value)
+    crate::message::decode_payload(bytes, what, |_| None)
 }
 
 impl Hello {

@@ -519,6 +519,18 @@ fn decode_versioned<T: serde::de::DeserializeOwned>(
             max: MAX_MESSAGE_LEN,
         });
     }
+    decode_payload(bytes, what, |rest| unknown_variant(rest, shape))
+}
+
+/// The strict decoding every bridge payload goes through: the version byte, then exactly one
+/// postcard value and nothing after it. When postcard fails, `unknown` may name an enum variant
+/// of a newer peer in the payload (an [`Error::UnknownVariant`] instead of
+/// [`Error::Malformed`]).
+pub(crate) fn decode_payload<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    what: &'static str,
+    unknown: impl FnOnce(&[u8]) -> Option<String>,
+) -> Result<T> {
     let (version, rest) = bytes.split_first().ok_or(Error::Malformed {
         what,
         reason: "empty".into(),
@@ -530,7 +542,7 @@ fn decode_versioned<T: serde::de::DeserializeOwned>(
         });
     }
     let (value, trailing) =
-        postcard::take_from_bytes::<T>(rest).map_err(|e| match unknown_variant(rest, shape) {
+        postcard::take_from_bytes::<T>(rest).map_err(|e| match unknown(rest) {
             Some(reason) => Error::UnknownVariant { what, reason },
             None => Error::Malformed {
                 what,
