@@ -1459,3 +1459,94 @@ fn link_parameters_are_read_and_forged_as_written() {
     assert!(!names_field("the width is wrong", "dh"));
     assert!(!names_field("invalid value", "v"));
 }
+
+// ---------------------------------------------------------------------------------------
+// Bridge mode (issue 6, part 2): the same QR flow links a desktop that becomes no device of
+// the account; the phone authorises its bridge key, the desktop keeps the phone's bridge URL.
+
+#[test]
+fn alice_links_a_desktop_in_bridge_mode_and_her_account_keeps_its_devices() {
+    const BRIDGE_URL: &str = "ws://127.0.0.1:7070";
+    let (_broker, url) = embedded_broker();
+    let desktop = must(Home::new());
+    let (mut link, file, link_text) = show_code(&desktop, &url, &["--mode", "bridge"]);
+    wait_for_text(&file, &link_text);
+    assert_eq!(param(&link_text, "mode"), "bridge", "{link_text}");
+    assert!(
+        params(&link_text).iter().all(|(key, _)| key != "sig"),
+        "{link_text}"
+    );
+    let desktop_key = param(&link_text, "bridge");
+
+    // A phone without a bridge URL refuses the code before going online; the desktop waits.
+    let bare = Phone::new(0);
+    let refused = must(bare.scan(&["--link", &link_text, "--yes"]).finish(STEP));
+    assert!(failed(&refused).contains("--bridge-url"), "{refused}");
+    bare.assert_only_the_primary();
+    assert!(
+        must(link.try_wait()).is_none(),
+        "the desktop stopped waiting: {link}"
+    );
+
+    // Alice's phone has one: it links the desktop as a bridge desktop.
+    let home = must(Home::new());
+    let created = ok_json(must(home.phone([
+        "init",
+        "--name",
+        "Alice",
+        "--bridge-url",
+        BRIDGE_URL,
+        "--json",
+    ])));
+    let phone = Phone {
+        account: text(&created, "account").to_owned(),
+        home,
+    };
+    let phone_before = phone.status();
+    let scanned = must(phone.scan(&["--link", &link_text, "--yes"]).finish(STEP));
+    let linked = must(link.finish(STEP));
+    assert!(scanned.success(), "{scanned}");
+    assert!(linked.success(), "{linked}");
+    let platform = param(&link_text, "platform");
+    assert_eq!(
+        events(&scanned),
+        vec![
+            json!({"event": "device", "name": DESKTOP_NAME, "platform": platform}),
+            json!({"event": "linked", "device": desktop_key, "name": DESKTOP_NAME, "platform": platform}),
+        ],
+        "{scanned}"
+    );
+    let desktop_events = events(&linked);
+    assert_eq!(
+        of_kind(&desktop_events, "linked"),
+        vec![&json!({"event": "linked", "account": phone.account, "device": desktop_key})],
+        "{linked}"
+    );
+
+    // The desktop is in bridge mode with the phone's URL; no device of the account.
+    let status = desktop_status(&desktop);
+    assert_eq!(status["mode"], "bridge", "{status}");
+    assert_eq!(status["bridge_url"], BRIDGE_URL, "{status}");
+    assert_eq!(status["linked"], true, "{status}");
+    assert_eq!(status["account"], phone.account.as_str(), "{status}");
+    assert_eq!(status["device"], Value::Null, "{status}");
+
+    // The phone lists it as a bridge desktop; its account's device list did not change.
+    let devices = phone.devices();
+    assert_eq!(devices.len(), 2, "{devices:?}");
+    assert_eq!(devices[0]["id"], phone.device(0), "{devices:?}");
+    assert_eq!(devices[1]["kind"], "bridge", "{devices:?}");
+    assert_eq!(devices[1]["id"], desktop_key.as_str(), "{devices:?}");
+    assert_eq!(devices[1]["name"], DESKTOP_NAME, "{devices:?}");
+    assert_eq!(phone.status(), phone_before);
+
+    // Unlinking it revokes its key.
+    let removed = ok_json(must(phone.home.phone([
+        "--json",
+        "unlink",
+        &desktop_key[..10],
+    ])));
+    assert_eq!(removed["unlinked"], desktop_key.as_str(), "{removed}");
+    assert_eq!(removed["kind"], "bridge", "{removed}");
+    phone.assert_only_the_primary();
+}

@@ -17,12 +17,28 @@ use tandem_engine::{
 use crate::broker::StopSignal;
 use crate::output;
 
+/// How `tandem link` links: `multi-device` (its own broker session) or `bridge` (through the
+/// phone's WebSocket bridge).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Mode {
+    /// A device of the account with its own broker session.
+    #[default]
+    MultiDevice,
+    /// A desktop that talks to the phone over its bridge; the broker serves only to link.
+    Bridge,
+}
+
 /// `tandem link`.
 #[derive(Debug, Args)]
 pub struct LinkArgs {
-    /// The broker the phone and this device meet on, e.g. mqtt://127.0.0.1:1883.
+    /// The broker the phone and this device meet on, e.g. mqtt://127.0.0.1:1883 (in bridge
+    /// mode only while linking).
     #[arg(long)]
     pub broker: String,
+    /// multi-device: this device gets its own broker session; bridge: it talks to the phone
+    /// over the phone's bridge (WebSocket) and is no device of the account.
+    #[arg(long, value_enum, default_value_t = Mode::MultiDevice)]
+    pub mode: Mode,
     /// This device's name, as the phone shows it (default: "Tandem on HOSTNAME").
     #[arg(long)]
     pub name: Option<String>,
@@ -78,6 +94,8 @@ pub(crate) struct Reporter {
     qr_text: Option<PathBuf>,
     bar: Option<ProgressBar>,
     failure: Option<anyhow::Error>,
+    /// Linking in bridge mode (the messages say so).
+    bridge: bool,
 }
 
 impl Reporter {
@@ -88,6 +106,7 @@ impl Reporter {
             qr_text: None,
             bar: None,
             failure: None,
+            bridge: false,
         }
     }
 
@@ -131,18 +150,32 @@ impl Reporter {
             }
             Event::Refused { reason } => eprintln!("warning: refused a scan: {reason}"),
             Event::Linked { account, device } => {
-                output::line(&format!(
-                    "Linked to account {account} as device {device}. Syncing history..."
-                ))?;
+                if self.bridge {
+                    output::line(&format!(
+                        "Linked to account {account} in bridge mode (this desktop's bridge key: {device})."
+                    ))?;
+                } else {
+                    output::line(&format!(
+                        "Linked to account {account} as device {device}. Syncing history..."
+                    ))?;
+                }
             }
             Event::Device { .. } => {}
             Event::DeviceLinked {
                 device,
                 name,
                 platform,
-            } => output::line(&format!(
-                "Linked \"{name}\" ({platform}) as {device}. Sending history..."
-            ))?,
+            } => {
+                if self.bridge {
+                    output::line(&format!(
+                        "Linked bridge desktop \"{name}\" ({platform}), key {device}."
+                    ))?;
+                } else {
+                    output::line(&format!(
+                        "Linked \"{name}\" ({platform}) as {device}. Sending history..."
+                    ))?;
+                }
+            }
             Event::Progress {
                 chunks_done,
                 chunks_total,
@@ -371,6 +404,19 @@ pub fn link(engine: Engine, args: &LinkArgs, json: bool) -> anyhow::Result<()> {
     let mut reporter = Reporter::new(json);
     reporter.qr_png.clone_from(&args.qr_png);
     reporter.qr_text.clone_from(&args.qr_text);
+    if args.mode == Mode::Bridge {
+        reporter.bridge = true;
+        let result = until_stopped(engine.link_bridge(&options, &mut |e| reporter.on(e)));
+        let report = reporter.finish(result)?;
+        if json {
+            // JSON Lines: the `linked` event said it; `status --json` shows the bridge URL.
+            return Ok(());
+        }
+        return output::line(&format!(
+            "The desktop will reach the phone at {} (phone key {}).",
+            report.bridge_url, report.phone_key
+        ));
+    }
     let result = until_stopped(engine.link(&options, &mut |e| reporter.on(e)));
     let result = reporter.finish(result);
     erase_if_unlinked(engine, result).map(|_: SyncReport| ())
@@ -385,8 +431,14 @@ pub fn sync(engine: Engine, timeout: Option<u64>, json: bool) -> anyhow::Result<
     erase_if_unlinked(engine, result).map(|_| ())
 }
 
-fn ask(name: &str, platform: &str) -> bool {
-    yes_or_no(&format!("Link \"{name}\" ({platform}) to this account?"))
+fn ask(name: &str, platform: &str, bridge: bool) -> bool {
+    if bridge {
+        yes_or_no(&format!(
+            "Link bridge desktop \"{name}\" ({platform}) to this phone's bridge?"
+        ))
+    } else {
+        yes_or_no(&format!("Link \"{name}\" ({platform}) to this account?"))
+    }
 }
 
 /// Asks `question` on stderr; only "y" or "yes" on stdin is a yes.
@@ -412,14 +464,22 @@ pub fn scan(engine: &Engine, args: &ScanArgs, json: bool) -> anyhow::Result<()> 
         (None, None) => anyhow::bail!("give --qr-png FILE or --link TEXT"),
     };
     let link = Engine::parse_link(&text)?;
+    let bridge = link.mode() == tandem_engine::LinkMode::Bridge;
+    let yes = args.yes;
+    if bridge {
+        let mut reporter = Reporter::new(json);
+        reporter.bridge = true;
+        let mut confirm = |name: &str, platform: &str| yes || ask(name, platform, true);
+        let result = until_stopped(engine.scan_bridge(link, &mut confirm, &mut |e| reporter.on(e)));
+        return reporter.finish(result).map(|_| ());
+    }
     let bound = PlanBound {
         since_ms: args
             .days
             .map(|d| jiff::Timestamp::now().as_millisecond() - i64::from(d) * 86_400_000),
     };
-    let yes = args.yes;
     let mut reporter = Reporter::new(json);
-    let mut confirm = |name: &str, platform: &str| yes || ask(name, platform);
+    let mut confirm = |name: &str, platform: &str| yes || ask(name, platform, false);
     let result = until_stopped(engine.scan(link, bound, &mut confirm, &mut |e| reporter.on(e)));
     reporter.finish(result).map(|_| ())
 }
@@ -436,7 +496,13 @@ pub fn devices(engine: &Engine, json: bool) -> anyhow::Result<()> {
             d.id,
             d.name,
             d.platform,
-            if d.primary { " [this phone]" } else { "" },
+            if d.primary {
+                " [this phone]"
+            } else if d.kind == "bridge" {
+                " [bridge desktop]"
+            } else {
+                ""
+            },
             output::time(d.linked_at)
         ))?;
     }
@@ -453,6 +519,12 @@ pub fn unlink(
     let report = until_stopped(engine.unlink(device, broker))?;
     if json {
         return output::json(&report);
+    }
+    if report.kind == "bridge" {
+        return output::line(&format!(
+            "Unlinked bridge desktop {}: its key is revoked.",
+            report.unlinked
+        ));
     }
     output::line(&format!(
         "Unlinked {} (device list version {}).",

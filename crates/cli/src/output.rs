@@ -106,6 +106,9 @@ pub fn status(s: &Status, as_json: bool) -> anyhow::Result<()> {
     out!("account:  {}", s.account.as_deref().unwrap_or("(none)"));
     out!("device:   {}", s.device.as_deref().unwrap_or("(none)"));
     out!("mode:     {}", s.mode);
+    if let Some(url) = &s.bridge_url {
+        out!("bridge:   {url}");
+    }
     out!("linked:   {}", if s.linked { "yes" } else { "no" });
     out!("store:    {} chats, {} messages", s.chats, s.messages);
     out!(

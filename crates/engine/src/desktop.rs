@@ -1,6 +1,7 @@
-//! The companion's side: linking by QR code ([`Engine::link`]) and receiving the history sync
-//! ([`Engine::sync`]), each one loop over one MQTT connection feeding the sans-I/O machines of
-//! `tandem_proto::pairing` and `tandem_proto::sync`.
+//! The companion's side: linking by QR code ([`Engine::link`]; in bridge mode
+//! [`Engine::link_bridge`]) and receiving the history sync ([`Engine::sync`]), each one loop
+//! over one MQTT connection feeding the sans-I/O machines of `tandem_proto::pairing` and
+//! `tandem_proto::sync`.
 //!
 //! Crash safety: a chunk is imported, the progress and the running digest recorded, the
 //! pairwise session and the envelope id remembered, all in one durable transaction; only then
@@ -12,7 +13,8 @@ use std::time::Duration;
 
 use tandem_crypto::{DeviceCertificate, DeviceKeys, OsRng, SignedDeviceList, accept};
 use tandem_proto::pairing::{
-    BrokerAccess, DesktopEvent, DesktopPairing, LinkedDevice, Offer, Output, QrSchedule,
+    BrokerAccess, DesktopEvent, DesktopPairing, LinkedBridge, LinkedDevice, Offer, Output,
+    QrSchedule,
 };
 use tandem_proto::sync::{CHAIN_START, ChunkDecision, SyncMessage, chain, receive_decision};
 use tandem_proto::{Body, OpenedBody};
@@ -25,7 +27,7 @@ use crate::identity::{
 use crate::live::{Messenger, Wake};
 use crate::messaging::{self, Effect};
 use crate::mqtt::{Connection, Incoming, topics};
-use crate::views::Event;
+use crate::views::{BridgeLinkReport, Event};
 use crate::{Engine, Error, Result, history, now_ms};
 
 /// Identity entry holding a link answered but not yet confirmed by the phone.
@@ -140,8 +142,9 @@ impl Engine {
     /// device leaves (a sealed `Unlink` naming itself, which the phone answers by unlinking it,
     /// so nobody keeps sealing messages to it), clears its retained presence, and drops its
     /// session on the broker (it connects once more as itself with a clean session). Returns
-    /// whether the broker took all of it within `timeout`: `false` when it is unreachable, in
-    /// which case the phone still lists the device until it is unlinked there.
+    /// whether the broker took all of it within `timeout`: `false` when it is unreachable (and
+    /// on a bridge-mode desktop, which has no session), in which case the phone still lists the
+    /// device until it is unlinked there.
     ///
     /// # Errors
     /// [`Error::SessionRunning`] while a session runs for this home; [`Error::NotLinked`];
@@ -149,6 +152,11 @@ impl Engine {
     pub async fn leave(&self, timeout: Duration) -> Result<bool> {
         if crate::control::session_running(self.home()).await {
             return Err(Error::SessionRunning { action: "log out" });
+        }
+        if self.bridge_link()?.is_some() {
+            // A bridge desktop has no session to tell the phone through: the phone keeps it
+            // authorised until it is unlinked there.
+            return Ok(false);
         }
         let id = self.identity()?;
         if id.account_key.is_some() {
@@ -195,16 +203,10 @@ impl Engine {
         options: &LinkOptions,
         on: &mut dyn FnMut(&Event),
     ) -> Result<SyncReport> {
-        let store = self.store();
-        if store.identity(identity::DEVICE_KEYS)?.is_some()
-            || store.identity(identity::ACCOUNT_KEY)?.is_some()
-        {
-            let account = self.status()?.account.unwrap_or_default();
-            return Err(Error::AlreadyLinked { account });
-        }
+        self.refuse_if_linked()?;
         let mut rng = rng()?;
         let keys = DeviceKeys::generate(&mut rng);
-        let (mut machine, first) = DesktopPairing::start(
+        let (machine, first) = DesktopPairing::start(
             keys,
             &options.name,
             &options.platform,
@@ -213,8 +215,139 @@ impl Engine {
             now_ms(),
             &mut rng,
         )?;
+        let (machine, linked) = self.pair(machine, first, options, &mut rng, on).await?;
+        let Linked::Device(linked) = linked else {
+            return Err(Error::Corrupt {
+                what: "pairing",
+                reason: "a multi-device pairing ended in a bridge link".into(),
+            });
+        };
+        self.save_link(machine.keys(), &linked, &options.name, &options.broker)?;
+        on(&Event::Linked {
+            account: linked.account().to_string(),
+            device: linked.device().to_string(),
+        });
+        self.sync(options.sync_timeout, on).await
+    }
+
+    /// Links this (fresh) desktop in bridge mode (DESIGN 8): makes its bridge key, shows
+    /// rotating bridge-mode codes through `on` ([`Event::Code`]), answers the phone's offer
+    /// with its bridge key, and once the phone has authorised it stores the account, the
+    /// phone's bridge URL and key and its own bridge secret. The broker is used only for the
+    /// rendezvous; the desktop becomes no device of the account and holds no broker login.
+    /// [`Event::Linked`] names the account and, as `device`, this desktop's bridge key (the id
+    /// the phone lists it under).
+    ///
+    /// # Errors
+    /// As [`Engine::link`] (without the sync's).
+    pub async fn link_bridge(
+        &self,
+        options: &LinkOptions,
+        on: &mut dyn FnMut(&Event),
+    ) -> Result<BridgeLinkReport> {
+        self.refuse_if_linked()?;
+        let mut rng = rng()?;
+        let secret = tandem_bridge::StaticSecret::generate(&mut rng);
+        let own_key = secret.public_key();
+        let pairing_keys = DeviceKeys::generate(&mut rng);
+        let (machine, first) = DesktopPairing::start_bridge(
+            pairing_keys,
+            *own_key.as_bytes(),
+            &options.name,
+            &options.platform,
+            &options.broker,
+            options.schedule,
+            now_ms(),
+            &mut rng,
+        )?;
+        let (_, linked) = self.pair(machine, first, options, &mut rng, on).await?;
+        let Linked::Bridge(linked) = linked else {
+            return Err(Error::Corrupt {
+                what: "pairing",
+                reason: "a bridge pairing ended in a device link".into(),
+            });
+        };
+        let report = self.save_bridge_link(&secret, &linked, &options.name)?;
+        on(&Event::Linked {
+            account: report.account.clone(),
+            device: report.desktop_key.clone(),
+        });
+        Ok(report)
+    }
+
+    /// On a desktop linked in bridge mode: the account, the phone's bridge URL and key, and
+    /// this desktop's bridge key, as stored. `None` on any other device.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] when a stored key is damaged; store errors.
+    pub fn bridge_link(&self) -> Result<Option<BridgeLinkReport>> {
+        let store = self.store();
+        let text = |name: &str| -> Result<Option<String>> {
+            Ok(store
+                .identity(name)?
+                .map(|v| String::from_utf8_lossy(v.expose()).into_owned()))
+        };
+        if text(identity::MODE)?.as_deref() != Some("bridge") {
+            return Ok(None);
+        }
+        let corrupt = |what: &'static str| Error::Corrupt {
+            what,
+            reason: "missing or not 32 bytes".into(),
+        };
+        let key = |name: &str, what: &'static str| -> Result<[u8; 32]> {
+            store
+                .identity(name)?
+                .and_then(|v| <[u8; 32]>::try_from(v.expose()).ok())
+                .ok_or_else(|| corrupt(what))
+        };
+        let account = tandem_crypto::AccountPublicKey::from_bytes(&key(
+            identity::ACCOUNT_PUBLIC_KEY,
+            "account public key",
+        )?)?
+        .account_id();
+        let phone_key = tandem_bridge::PublicKey::from_bytes(key(
+            identity::BRIDGE_PHONE_KEY,
+            "phone bridge key",
+        )?)
+        .map_err(|_| corrupt("phone bridge key"))?;
+        let own = self
+            .bridge_secret()?
+            .ok_or_else(|| corrupt("bridge secret"))?;
+        Ok(Some(BridgeLinkReport {
+            account: account.to_string(),
+            account_name: text(identity::ACCOUNT_NAME)?.unwrap_or_default(),
+            bridge_url: text(identity::BRIDGE_URL)?.ok_or_else(|| corrupt("bridge URL"))?,
+            phone_key: phone_key.to_string(),
+            desktop_key: own.public_key().to_string(),
+        }))
+    }
+
+    /// Refuses to link a device that already has an identity (either mode).
+    fn refuse_if_linked(&self) -> Result<()> {
+        let store = self.store();
+        if store.identity(identity::DEVICE_KEYS)?.is_some()
+            || store.identity(identity::ACCOUNT_KEY)?.is_some()
+            || store.identity(identity::BRIDGE_SECRET)?.is_some()
+        {
+            let account = self.status()?.account.unwrap_or_default();
+            return Err(Error::AlreadyLinked { account });
+        }
+        Ok(())
+    }
+
+    /// Drives a desktop pairing machine over a throwaway connection to the code's broker
+    /// until it links or fails. In multi-device mode an answered offer is kept as a pending
+    /// link until the phone confirms.
+    async fn pair(
+        &self,
+        mut machine: DesktopPairing,
+        first: Vec<Output<DesktopEvent>>,
+        options: &LinkOptions,
+        rng: &mut OsRng,
+        on: &mut dyn FnMut(&Event),
+    ) -> Result<(DesktopPairing, Linked)> {
         let mut suffix = [0u8; 8];
-        rand_fill(&mut rng, &mut suffix);
+        rand_fill(rng, &mut suffix);
         let client_id = format!("tandem-pair-{}", hex(&suffix));
         let mut settings = tandem_net::ClientSettings {
             clean_session: true,
@@ -253,24 +386,67 @@ impl Engine {
             let deadline = machine.next_deadline().map(instant_at);
             outputs = match conn.next(deadline).await? {
                 Incoming::Publish(p) => {
-                    let out = machine.handle(&p.topic, &p.payload, now_ms(), &mut rng);
+                    let out = machine.handle(&p.topic, &p.payload, now_ms(), rng);
                     conn.ack(&p)?;
                     out
                 }
-                Incoming::Timeout => machine.poll(now_ms(), &mut rng),
+                Incoming::Timeout => machine.poll(now_ms(), rng),
                 Incoming::Connected
                 | Incoming::PubAck(_)
                 | Incoming::SubAck
                 | Incoming::Down(_) => Vec::new(),
             };
         };
-        self.save_link(machine.keys(), &linked, &options.name, &options.broker)?;
         conn.disconnect().await;
-        on(&Event::Linked {
-            account: linked.account().to_string(),
-            device: linked.device().to_string(),
-        });
-        self.sync(options.sync_timeout, on).await
+        Ok((machine, linked))
+    }
+
+    /// Stores what a bridge link gave, in one durable transaction: mode, this desktop's bridge
+    /// secret, the phone's bridge URL and key, the account (key and name) and its contacts.
+    fn save_bridge_link(
+        &self,
+        secret: &tandem_bridge::StaticSecret,
+        linked: &LinkedBridge,
+        name: &str,
+    ) -> Result<BridgeLinkReport> {
+        let offer = &linked.offer;
+        let own_key = secret.public_key();
+        if linked.bridge_key != *own_key.as_bytes() {
+            return Err(Error::Corrupt {
+                what: "bridge link",
+                reason: "the phone confirmed another bridge key".into(),
+            });
+        }
+        let phone_key = tandem_bridge::PublicKey::from_bytes(offer.bridge_key)
+            .map_err(|e| Error::BadInput(format!("the phone's bridge key: {e}")))?;
+        tandem_bridge::keys::check_address(&offer.bridge_url)
+            .map_err(|e| Error::BadInput(e.to_string()))?;
+        let account = offer.account();
+        let now = now_ms();
+        self.store().write_durable(|w| -> Result<()> {
+            w.put_identity(identity::ROLE, b"desktop")?;
+            w.put_identity(identity::MODE, b"bridge")?;
+            w.put_identity(identity::BRIDGE_SECRET, secret.to_bytes().as_slice())?;
+            w.put_identity(identity::BRIDGE_URL, offer.bridge_url.as_bytes())?;
+            w.put_identity(identity::BRIDGE_PHONE_KEY, phone_key.as_bytes())?;
+            w.put_identity(identity::ACCOUNT_PUBLIC_KEY, &offer.account_key.to_bytes())?;
+            w.put_identity(identity::ACCOUNT_NAME, offer.account_name.as_bytes())?;
+            w.put_identity(identity::DEVICE_NAME, name.as_bytes())?;
+            w.upsert_account(&Account {
+                id: account.as_bytes().to_vec(),
+                public_key: offer.account_key.to_bytes().to_vec(),
+                display_name: offer.account_name.clone(),
+            })?;
+            save_contacts(w, &offer.contacts, now)?;
+            Ok(())
+        })?;
+        Ok(BridgeLinkReport {
+            account: account.to_string(),
+            account_name: offer.account_name.clone(),
+            bridge_url: offer.bridge_url.clone(),
+            phone_key: phone_key.to_string(),
+            desktop_key: own_key.to_string(),
+        })
     }
 
     /// Stores an answered link that the phone has not confirmed yet (see [`PendingLink`]).
@@ -430,19 +606,7 @@ impl Engine {
                 display_name: offer.account_name.clone(),
             })?;
             store_own_list(w, &accepted, &linked.device_list)?;
-            for contact in &offer.contacts {
-                let id = contact.account_key.account_id();
-                w.upsert_account(&Account {
-                    id: id.as_bytes().to_vec(),
-                    public_key: contact.account_key.to_bytes().to_vec(),
-                    display_name: contact.name.clone(),
-                })?;
-                w.upsert_contact(&Contact {
-                    account: id.as_bytes().to_vec(),
-                    name: contact.name.clone(),
-                    added_at: now,
-                })?;
-            }
+            save_contacts(w, &offer.contacts, now)?;
             w.put_sync_state(&SyncState {
                 sync_id: offer.sync.sync_id.to_vec(),
                 role: SyncRole::Receiver,
@@ -1127,12 +1291,40 @@ fn access_settings(access: Option<&BrokerAccess>) -> tandem_net::ClientSettings 
 }
 
 /// Runs a desktop machine's outputs; returns the linked device once it is linked.
+/// The contacts an offer hands over, stored with their accounts.
+fn save_contacts(
+    w: &mut tandem_store::DurableWriter<'_>,
+    contacts: &[tandem_proto::pairing::OfferContact],
+    now: i64,
+) -> Result<()> {
+    for contact in contacts {
+        let id = contact.account_key.account_id();
+        w.upsert_account(&Account {
+            id: id.as_bytes().to_vec(),
+            public_key: contact.account_key.to_bytes().to_vec(),
+            display_name: contact.name.clone(),
+        })?;
+        w.upsert_contact(&Contact {
+            account: id.as_bytes().to_vec(),
+            name: contact.name.clone(),
+            added_at: now,
+        })?;
+    }
+    Ok(())
+}
+
+/// How a desktop pairing ended well.
+enum Linked {
+    Device(Box<LinkedDevice>),
+    Bridge(Box<LinkedBridge>),
+}
+
 fn apply_desktop(
     conn: &mut Connection,
     outputs: Vec<Output<DesktopEvent>>,
     unshown: &mut Vec<Event>,
     on: &mut dyn FnMut(&Event),
-) -> Result<Option<LinkedDevice>> {
+) -> Result<Option<Linked>> {
     let mut linked = None;
     for output in outputs {
         match output {
@@ -1157,7 +1349,13 @@ fn apply_desktop(
             Output::Event(DesktopEvent::Answered { device, .. }) => {
                 tracing::info!(%device, "answered the phone's offer");
             }
-            Output::Event(DesktopEvent::Linked(device)) => linked = Some(*device),
+            Output::Event(DesktopEvent::BridgeAnswered { account, .. }) => {
+                tracing::info!(%account, "answered the phone's bridge offer");
+            }
+            Output::Event(DesktopEvent::Linked(device)) => linked = Some(Linked::Device(device)),
+            Output::Event(DesktopEvent::BridgeLinked(bridge)) => {
+                linked = Some(Linked::Bridge(bridge));
+            }
             Output::Event(DesktopEvent::Failed(e)) => return Err(Error::Pairing(e)),
         }
     }

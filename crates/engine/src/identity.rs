@@ -85,6 +85,12 @@ impl Engine {
                     what: "device keys",
                     reason: "missing".into(),
                 }
+            } else if store.identity(identity::BRIDGE_SECRET)?.is_some() {
+                Error::BadInput(
+                    "this desktop is linked in bridge mode: it is no device of the account and \
+                     has no broker session of its own; it reaches the phone over the bridge"
+                        .into(),
+                )
             } else {
                 Error::NotLinked
             });

@@ -46,11 +46,11 @@ pub use messaging::ReadReport;
 pub use phone::ServeUntil;
 pub use read::Page;
 pub use replay::StoreReplayGuard;
-pub use tandem_proto::link::PairingLink;
+pub use tandem_proto::link::{LinkMode, PairingLink};
 pub use tandem_proto::pairing::QrSchedule;
 pub use views::{
-    About, ChatView, DeviceView, Event, GenerateReport, ImportReport, LastMessage, MessageView,
-    ReactionView, SearchHitView, Status, SyncView, UnlinkReport,
+    About, BridgeLinkReport, ChatView, DeviceView, Event, GenerateReport, ImportReport,
+    LastMessage, MessageView, ReactionView, SearchHitView, Status, SyncView, UnlinkReport,
 };
 
 /// One device's engine over its home directory.

@@ -1,6 +1,7 @@
-//! The primary's side: scanning a desktop's code and linking it ([`Engine::scan`]), serving
+//! The primary's side: scanning a desktop's code and linking it ([`Engine::scan`]; a
+//! bridge-mode desktop with [`Engine::scan_bridge`], which authorises its bridge key), serving
 //! history syncs and pages to linked devices ([`Engine::serve`]), listing and unlinking
-//! devices. One loop over one MQTT connection (client id = the primary's device id, persistent
+//! devices and bridge desktops. One loop over one MQTT connection (client id = the primary's device id, persistent
 //! session), feeding `tandem_proto`'s machines.
 //!
 //! Progress is stored durably when an acknowledgement arrives, in the same transaction as the
@@ -13,13 +14,15 @@ use std::time::Duration;
 use tandem_crypto::{
     AccountPublicKey, DeviceCertificate, DeviceId, OsRng, SignedDeviceList, accept,
 };
+use tandem_proto::link::LinkMode;
 use tandem_proto::link::PairingLink;
 use tandem_proto::pairing::{
-    BrokerAccess, OfferContact, OfferContents, Output, PhoneEvent, PhonePairing,
+    BridgeOfferContents, BrokerAccess, OfferContact, OfferContents, Output, PhoneEvent,
+    PhonePairing,
 };
 use tandem_proto::sync::{AckOutcome, CHAIN_START, SenderWindow, SyncId, SyncMessage};
 use tandem_proto::{Body, OpenedBody};
-use tandem_store::{DurableWriter, SyncPhase, SyncRole, SyncState, identity};
+use tandem_store::{BridgeDesktop, DurableWriter, SyncPhase, SyncRole, SyncState, identity};
 use tokio::time::Instant;
 
 use crate::control::{Publication, Reply, Request, session_running};
@@ -92,7 +95,8 @@ impl Engine {
         }
     }
 
-    /// The account's devices, the primary first.
+    /// The account's devices, the primary first, then (on the primary) the desktops
+    /// authorised on its bridge (`kind` `"bridge"`, oldest first).
     ///
     /// # Errors
     /// [`Error::NoAccount`] on a device without an account; store errors.
@@ -101,18 +105,260 @@ impl Engine {
             Error::NotLinked => Error::NoAccount,
             other => other,
         })?;
-        Ok(id
+        let mut views: Vec<DeviceView> = id
             .list
             .certificates()
             .iter()
             .map(|c| DeviceView {
                 id: c.device_id().to_string(),
+                kind: "device",
                 name: c.name().to_owned(),
                 platform: c.platform().to_owned(),
                 linked_at: c.linked_at_ms(),
                 primary: c.device_id().is_primary(),
             })
-            .collect())
+            .collect();
+        if id.account_key.is_some() {
+            views.extend(self.store().bridge_desktops()?.iter().map(bridge_view));
+        }
+        Ok(views)
+    }
+
+    /// Sets the bridge URL (`ws://HOST:PORT` or `wss://...`) that bridge-mode desktops dial,
+    /// as the phone's bridge offers carry it, and makes the phone's bridge key if it has none
+    /// (stored beside the device keys, in the encrypted store). Returns the phone's bridge
+    /// public key.
+    ///
+    /// # Errors
+    /// [`Error::NoAccount`]; [`Error::BadInput`] for a URL that is not a bridge address.
+    pub fn set_bridge_url(&self, url: &str) -> Result<tandem_bridge::PublicKey> {
+        self.primary()?;
+        tandem_bridge::keys::check_address(url).map_err(|e| Error::BadInput(e.to_string()))?;
+        let secret = self.bridge_secret_or_new()?;
+        self.store()
+            .write_durable(|w| w.put_identity(identity::BRIDGE_URL, url.as_bytes()))?;
+        Ok(secret.public_key())
+    }
+
+    /// This phone's bridge secret key, made (and stored durably) on first use.
+    fn bridge_secret_or_new(&self) -> Result<tandem_bridge::StaticSecret> {
+        if let Some(secret) = self.bridge_secret()? {
+            return Ok(secret);
+        }
+        let secret = tandem_bridge::StaticSecret::generate(&mut rng()?);
+        self.store().write_durable(|w| {
+            w.put_identity(identity::BRIDGE_SECRET, secret.to_bytes().as_slice())
+        })?;
+        Ok(secret)
+    }
+
+    /// This device's stored bridge secret key, if it has one (the phone's endpoint key, or a
+    /// bridge-mode desktop's own key).
+    pub(crate) fn bridge_secret(&self) -> Result<Option<tandem_bridge::StaticSecret>> {
+        let Some(stored) = self.store().identity(identity::BRIDGE_SECRET)? else {
+            return Ok(None);
+        };
+        let bytes =
+            zeroize::Zeroizing::new(<[u8; 32]>::try_from(stored.expose()).map_err(|_| {
+                Error::Corrupt {
+                    what: "bridge secret",
+                    reason: "not 32 bytes".into(),
+                }
+            })?);
+        Ok(Some(tandem_bridge::StaticSecret::from_bytes(*bytes)))
+    }
+
+    /// The phone's bridge: the URL desktops dial and its bridge public key, once a URL is set.
+    ///
+    /// # Errors
+    /// [`Error::NoAccount`]; store errors.
+    pub fn bridge_endpoint(&self) -> Result<Option<(String, tandem_bridge::PublicKey)>> {
+        self.primary()?;
+        let url = self
+            .store()
+            .identity(identity::BRIDGE_URL)?
+            .map(|v| String::from_utf8_lossy(v.expose()).into_owned());
+        match (url, self.bridge_secret()?) {
+            (Some(url), Some(secret)) => Ok(Some((url, secret.public_key()))),
+            _ => Ok(None),
+        }
+    }
+
+    /// Links the bridge-mode desktop whose code is `link`: shows its name and platform through
+    /// `on` ([`Event::Device`]), asks `confirm`, offers the account, the contacts and this
+    /// phone's bridge URL and key, and once the desktop confirms its bridge key authorises it
+    /// (stored durably before the phone confirms). The account's device list does not change.
+    /// Reports [`Event::DeviceLinked`] with the desktop's bridge key as its id.
+    ///
+    /// # Errors
+    /// [`Error::NoAccount`]; [`Error::BadInput`] for a multi-device code or when no bridge
+    /// URL is set ([`Engine::set_bridge_url`]); [`Error::Cancelled`]; [`Error::Pairing`] for
+    /// an expired code or a refusal; broker and store errors.
+    pub async fn scan_bridge(
+        &self,
+        link: PairingLink,
+        confirm: &mut dyn FnMut(&str, &str) -> bool,
+        on: &mut dyn FnMut(&Event),
+    ) -> Result<DeviceView> {
+        let id = self.primary()?;
+        if link.mode() != LinkMode::Bridge {
+            return Err(Error::BadInput(
+                "this code is for a multi-device link, not bridge mode".into(),
+            ));
+        }
+        check_not_expired(&link)?;
+        let Some((bridge_url, phone_key)) = self.bridge_endpoint()? else {
+            return Err(Error::BadInput(
+                "this phone has no bridge URL yet: set one with `tandem-phone run --bridge-url ws://HOST:PORT` (or init --bridge-url)".into(),
+            ));
+        };
+        on(&Event::Device {
+            name: link.name.clone(),
+            platform: link.platform.clone(),
+        });
+        if !confirm(&link.name, &link.platform) {
+            return Err(Error::Cancelled);
+        }
+        let account_key = id.account_key.as_ref().ok_or(Error::NoAccount)?;
+        let current = SignedDeviceList::from_bytes(
+            &self
+                .store()
+                .device_list(id.account.as_bytes())?
+                .ok_or(Error::NoAccount)?
+                .signed,
+        )?;
+        let contents = BridgeOfferContents {
+            account_name: id.account_name.clone(),
+            bridge_url,
+            bridge_key: *phone_key.as_bytes(),
+            contacts: self.offer_contacts()?,
+        };
+        let mut rng = rng()?;
+        let (mut machine, first) = PhonePairing::start_bridge(
+            link,
+            account_key,
+            &id.keys,
+            &current,
+            contents,
+            now_ms(),
+            &mut rng,
+        )?;
+        let mut pairing = self.pairing_connection(&id, &machine.link().broker, &mut rng)?;
+        let mut outputs = first;
+        loop {
+            let mut linked = None;
+            for output in std::mem::take(&mut outputs) {
+                match output {
+                    Output::Subscribe(topic) => pairing.subscribe(&topic)?,
+                    Output::Unsubscribe(topic) => pairing.unsubscribe(&topic)?,
+                    Output::Publish { topic, payload } => {
+                        pairing.publish(&topic, payload, false)?;
+                    }
+                    Output::Event(PhoneEvent::Failed(e)) => return Err(Error::Pairing(e)),
+                    Output::Event(PhoneEvent::Linked { .. }) => {
+                        return Err(Error::Corrupt {
+                            what: "pairing",
+                            reason: "a bridge pairing ended in a device link".into(),
+                        });
+                    }
+                    Output::Event(PhoneEvent::BridgeLinked(desktop)) => {
+                        let stored = BridgeDesktop {
+                            public_key: desktop.bridge_key.to_vec(),
+                            name: desktop.name,
+                            platform: desktop.platform,
+                            linked_at: desktop.linked_at_ms,
+                        };
+                        self.store()
+                            .write_durable(|w| w.put_bridge_desktop(&stored))?;
+                        let view = bridge_view(&stored);
+                        on(&Event::DeviceLinked {
+                            device: view.id.clone(),
+                            name: view.name.clone(),
+                            platform: view.platform.clone(),
+                        });
+                        linked = Some(view);
+                    }
+                }
+            }
+            if let Some(view) = linked {
+                // Disconnecting waits for the broker to take the confirmation.
+                pairing.disconnect().await;
+                return Ok(view);
+            }
+            let deadline = machine.next_deadline().map(instant_at);
+            outputs = match pairing.next(deadline).await? {
+                Incoming::Publish(p) => {
+                    let out = machine.handle(
+                        &p.topic,
+                        &p.payload,
+                        account_key,
+                        &id.keys,
+                        now_ms(),
+                        &mut rng,
+                    );
+                    pairing.ack(&p)?;
+                    out
+                }
+                Incoming::Timeout => machine.poll(now_ms()),
+                Incoming::Connected
+                | Incoming::PubAck(_)
+                | Incoming::SubAck
+                | Incoming::Down(_) => Vec::new(),
+            };
+        }
+    }
+
+    /// The bridge desktop `text` names: its whole key as `devices` lists it, or a prefix of
+    /// at least 8 characters that only one authorised desktop's key starts with.
+    fn bridge_desktop_key(&self, text: &str) -> Result<Option<tandem_bridge::PublicKey>> {
+        let text = text.trim();
+        if text.len() < 8 {
+            return Ok(None);
+        }
+        let matching: Vec<DeviceView> = self
+            .store()
+            .bridge_desktops()?
+            .iter()
+            .map(bridge_view)
+            .filter(|v| v.id.starts_with(text))
+            .collect();
+        match matching.as_slice() {
+            [] => Ok(None),
+            [one] => one
+                .id
+                .parse::<tandem_bridge::PublicKey>()
+                .map(Some)
+                .map_err(|e| Error::Corrupt {
+                    what: "bridge desktop",
+                    reason: e.to_string(),
+                }),
+            _ => Err(Error::BadInput(format!(
+                "{text} names {} bridge desktops; give more of the key",
+                matching.len()
+            ))),
+        }
+    }
+
+    /// A throwaway client on a code's broker (a pairing listener lets anonymous clients use
+    /// pair/ topics only), trusting this phone's CA.
+    fn pairing_connection(
+        &self,
+        id: &Identity,
+        broker: &str,
+        rng: &mut OsRng,
+    ) -> Result<Connection> {
+        let mut suffix = [0u8; 8];
+        rand_fill(rng, &mut suffix);
+        let settings = tandem_net::ClientSettings {
+            clean_session: true,
+            tls: id
+                .login
+                .ca_pem
+                .clone()
+                .map(tandem_net::TlsTrust::from_ca_pem),
+            ..tandem_net::ClientSettings::default()
+        };
+        Connection::with_settings(broker, &format!("tandem-scan-{}", hex(&suffix)), settings)
     }
 
     /// Links the device whose code is `link`: shows its name and platform through `on`
@@ -130,14 +376,12 @@ impl Engine {
         on: &mut dyn FnMut(&Event),
     ) -> Result<SyncReport> {
         let id = self.primary()?;
-        let now = now_ms();
-        if now >= link.expires_at_ms {
-            return Err(Error::Pairing(
-                tandem_proto::pairing::PairingError::ScannedExpired {
-                    ago_s: (now - link.expires_at_ms) / 1000,
-                },
+        if link.mode() == LinkMode::Bridge {
+            return Err(Error::BadInput(
+                "this code is for bridge mode: link it with scan_bridge".into(),
             ));
         }
+        check_not_expired(&link)?;
         on(&Event::Device {
             name: link.name.clone(),
             platform: link.platform.clone(),
@@ -178,25 +422,9 @@ impl Engine {
             now_ms(),
             &mut rng,
         )?;
-        // Pairing happens on a throwaway client on the code's broker (a pairing listener lets
-        // anonymous clients use pair/ topics only); the device list, the notices and the
-        // history that follows go over this phone's own session.
-        let mut suffix = [0u8; 8];
-        rand_fill(&mut rng, &mut suffix);
-        let pairing_settings = tandem_net::ClientSettings {
-            clean_session: true,
-            tls: id
-                .login
-                .ca_pem
-                .clone()
-                .map(tandem_net::TlsTrust::from_ca_pem),
-            ..tandem_net::ClientSettings::default()
-        };
-        let mut pairing = Connection::with_settings(
-            &machine.link().broker,
-            &format!("tandem-scan-{}", hex(&suffix)),
-            pairing_settings,
-        )?;
+        // Pairing happens on a throwaway client on the code's broker; the device list, the
+        // notices and the history that follows go over this phone's own session.
+        let mut pairing = self.pairing_connection(&id, &machine.link().broker, &mut rng)?;
         // While `tandem-phone run` holds this device's session, it publishes what the link
         // changes and sends the history; a second connection as this device would take its
         // session away.
@@ -218,6 +446,12 @@ impl Engine {
                         pairing.publish(&topic, payload, false)?;
                     }
                     Output::Event(PhoneEvent::Failed(e)) => return Err(Error::Pairing(e)),
+                    Output::Event(PhoneEvent::BridgeLinked(_)) => {
+                        return Err(Error::Corrupt {
+                            what: "pairing",
+                            reason: "a device pairing ended in a bridge link".into(),
+                        });
+                    }
                     Output::Event(PhoneEvent::Linked {
                         certificate,
                         device_list,
@@ -986,6 +1220,7 @@ impl Engine {
         Ok((
             UnlinkReport {
                 unlinked: target.to_string(),
+                kind: "device",
                 version,
             },
             items,
@@ -999,9 +1234,21 @@ impl Engine {
     /// [`Error::BadInput`] for an unknown device or the primary; broker and store errors.
     pub async fn unlink(&self, device: &str, broker: Option<&str>) -> Result<UnlinkReport> {
         let id = self.primary()?;
-        let target: DeviceId = device
-            .parse()
-            .map_err(|e: tandem_crypto::Error| Error::BadInput(e.to_string()))?;
+        if let Some(key) = self.bridge_desktop_key(device)? {
+            // A bridge desktop is no device of the account: revoking its key is local.
+            self.store()
+                .write_durable(|w| w.delete_bridge_desktop(key.as_bytes()))?;
+            return Ok(UnlinkReport {
+                unlinked: key.to_string(),
+                kind: "bridge",
+                version: id.list.version(),
+            });
+        }
+        let target: DeviceId = device.parse().map_err(|e: tandem_crypto::Error| {
+            Error::BadInput(format!(
+                "{e}; nor is it the key of a linked bridge desktop (see `tandem-phone devices`)"
+            ))
+        })?;
         check_unlink_target(&id, target)?;
         let url = broker
             .map(str::to_owned)
@@ -1044,6 +1291,31 @@ impl Engine {
         conn.disconnect().await;
         Ok(report)
     }
+}
+
+/// A bridge desktop as `devices` lists it.
+fn bridge_view(desktop: &BridgeDesktop) -> DeviceView {
+    DeviceView {
+        id: data_encoding::BASE64URL_NOPAD.encode(&desktop.public_key),
+        kind: "bridge",
+        name: desktop.name.clone(),
+        platform: desktop.platform.clone(),
+        linked_at: desktop.linked_at,
+        primary: false,
+    }
+}
+
+/// Refuses a code whose `exp` has passed, before going online.
+fn check_not_expired(link: &PairingLink) -> Result<()> {
+    let now = now_ms();
+    if now >= link.expires_at_ms {
+        return Err(Error::Pairing(
+            tandem_proto::pairing::PairingError::ScannedExpired {
+                ago_s: (now - link.expires_at_ms) / 1000,
+            },
+        ));
+    }
+    Ok(())
 }
 
 /// Refuses to unlink the primary or a device that is not in the account's list.

@@ -48,6 +48,9 @@ impl Engine {
                 Some(cert.account_id().to_string()),
                 Some(cert.device_id().to_string()),
             )
+        } else if let Some(key) = store.identity(identity::ACCOUNT_PUBLIC_KEY)? {
+            // A bridge-mode desktop: an account, but no device of it.
+            (Some(bridge_account(key.expose())?.to_string()), None)
         } else {
             (None, None)
         };
@@ -82,11 +85,19 @@ impl Engine {
                     chunks_total: s.chunks_total,
                 },
             );
+        let bridge_url = if mode == "bridge" {
+            store
+                .identity(identity::BRIDGE_URL)?
+                .map(|v| String::from_utf8_lossy(v.expose()).into_owned())
+        } else {
+            None
+        };
         Ok(Status {
             linked: account.is_some(),
             account,
             device,
             mode,
+            bridge_url,
             chats: counts.chats,
             messages: counts.messages,
             sync,
@@ -293,4 +304,13 @@ pub(crate) fn chat_view(c: &ChatSummary) -> ChatView {
             }
         }),
     }
+}
+
+/// The account id of a bridge-mode desktop, from the account key it stored.
+fn bridge_account(key: &[u8]) -> Result<tandem_crypto::AccountId> {
+    let bytes = <[u8; 32]>::try_from(key).map_err(|_| Error::Corrupt {
+        what: "account public key",
+        reason: format!("{} bytes instead of 32", key.len()),
+    })?;
+    Ok(tandem_crypto::AccountPublicKey::from_bytes(&bytes)?.account_id())
 }

@@ -170,6 +170,9 @@ pub struct Status {
     /// `"primary"`, `"multi"` (a linked device with its own broker session), `"bridge"`, or
     /// `"unlinked"`.
     pub mode: &'static str,
+    /// In bridge mode: the phone's bridge URL this desktop dials (absent otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bridge_url: Option<String>,
     /// Chats in the local store.
     pub chats: u64,
     /// Messages in the local store.
@@ -361,8 +364,12 @@ pub enum Event {
 /// One device of the account: `{"id","name","platform","linked_at","primary"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DeviceView {
-    /// Its id (`account.index`).
+    /// Its id: `account.index` for a device of the account; for a bridge desktop its bridge
+    /// public key (base64url), which `unlink` takes.
     pub id: String,
+    /// `"device"` (a device of the account, in its device list) or `"bridge"` (a desktop
+    /// authorised on this phone's bridge).
+    pub kind: &'static str,
     /// Its name.
     pub name: String,
     /// Its platform.
@@ -373,11 +380,29 @@ pub struct DeviceView {
     pub primary: bool,
 }
 
-/// What `unlink` did: `{"unlinked","version"}`.
+/// What linking a desktop in bridge mode stored: `{"account","account_name","bridge_url",
+/// "phone_key","desktop_key"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BridgeLinkReport {
+    /// The account id.
+    pub account: String,
+    /// The account's display name.
+    pub account_name: String,
+    /// The phone's bridge URL.
+    pub bridge_url: String,
+    /// The phone's bridge public key (base64url).
+    pub phone_key: String,
+    /// This desktop's bridge public key (base64url), as the phone lists it.
+    pub desktop_key: String,
+}
+
+/// What `unlink` did: `{"unlinked","kind","version"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct UnlinkReport {
-    /// The removed device.
+    /// The removed device (for a bridge desktop: its bridge key).
     pub unlinked: String,
-    /// The new device list's version.
+    /// `"device"` (removed from the device list) or `"bridge"` (its bridge key revoked).
+    pub kind: &'static str,
+    /// The device list's version: the new one, or for a bridge desktop the unchanged one.
     pub version: u64,
 }

@@ -15,7 +15,7 @@ fn sample(seed: u8) -> PairingLink {
     let keys = DeviceKeys::generate(&mut rng);
     PairingLink {
         pairing_ref: PairingRef::random(&mut rng),
-        keys: keys.public_keys(),
+        keys: LinkKeys::Device(keys.public_keys()),
         secret: LinkSecret::random(&mut rng),
         expires_at_ms: T0 + 80_000,
         broker: "mqtt://broker.example:1883".into(),
@@ -48,11 +48,12 @@ fn with(link: &str, key: &str, value: &str) -> String {
 /// The link's text without parameter `key`.
 fn without(link: &str, key: &str) -> String {
     let query = link.strip_prefix(LINK_PREFIX).unwrap();
+    let all = query.split('&').count();
     let pairs: Vec<&str> = query
         .split('&')
         .filter(|pair| !pair.starts_with(&format!("{key}=")))
         .collect();
-    assert_eq!(pairs.len(), FIELDS.len() - 1, "{key} was in the link once");
+    assert_eq!(pairs.len(), all - 1, "{key} was in the link once");
     format!("{LINK_PREFIX}{}", pairs.join("&"))
 }
 
@@ -86,8 +87,8 @@ fn a_link_reads_like_the_documented_uri() {
         BASE32_NOPAD
             .encode(&link.pairing_ref.0)
             .to_ascii_lowercase(),
-        b64(&link.keys.x25519),
-        b64(&link.keys.ed25519),
+        b64(&link.keys.device().unwrap().x25519),
+        b64(&link.keys.device().unwrap().ed25519),
         b64(link.secret.expose()),
         T0 + 80_000,
     );
@@ -178,10 +179,19 @@ fn every_link_that_validates_formats_to_text_that_parses() {
     );
 }
 
+/// The parameters of a multi-device link.
+const MULTI_FIELDS: [&str; 9] = [
+    "v", "ref", "dh", "sig", "secret", "exp", "broker", "name", "platform",
+];
+/// The parameters of a bridge link.
+const BRIDGE_FIELDS: [&str; 10] = [
+    "v", "mode", "ref", "dh", "bridge", "secret", "exp", "broker", "name", "platform",
+];
+
 #[test]
 fn a_link_missing_any_field_is_refused_naming_it() {
     let text = sample(5).to_string();
-    for name in FIELDS {
+    for name in MULTI_FIELDS {
         assert_eq!(
             refused(&without(&text, name)),
             LinkError::Missing { field: name },
@@ -198,7 +208,7 @@ fn a_link_missing_any_field_is_refused_naming_it() {
 #[test]
 fn a_field_given_twice_is_refused_even_with_the_same_value() {
     let text = sample(6).to_string();
-    for name in FIELDS {
+    for name in MULTI_FIELDS {
         let doubled = format!("{text}&{name}=x");
         assert_eq!(
             refused(&doubled),
@@ -601,6 +611,7 @@ proptest! {
             Ok(link) => {
                 prop_assert_eq!(link.validate(), Ok(()));
                 prop_assert!(link.keys.check().is_ok());
+                prop_assert_eq!(link.mode(), LinkMode::MultiDevice);
                 prop_assert_eq!(link.to_string().parse::<PairingLink>(), Ok(link));
             }
             Err(error) => {
@@ -649,4 +660,180 @@ fn every_field_name_error_reads_well() {
         LinkError::Prefix.to_string(),
         "not a Tandem pairing link (it must start with tandem://link?)"
     );
+}
+
+// ------------------------------------------------------------------------------------------
+// Bridge-mode links
+
+/// A bridge-mode link as a desktop would show it: a one-off pairing key and its bridge key.
+fn bridge_sample(seed: u8) -> PairingLink {
+    let mut rng = ChaCha20Rng::from_seed([seed.wrapping_add(100); 32]);
+    let pairing = DeviceKeys::generate(&mut rng);
+    let bridge = DeviceKeys::generate(&mut rng);
+    PairingLink {
+        pairing_ref: PairingRef::random(&mut rng),
+        keys: LinkKeys::Bridge {
+            dh: pairing.public_keys().x25519,
+            bridge: bridge.public_keys().x25519,
+        },
+        secret: LinkSecret::random(&mut rng),
+        expires_at_ms: T0 + 80_000,
+        broker: "mqtt://broker.example:1883".into(),
+        name: "Bob's desk".into(),
+        platform: "linux".into(),
+    }
+}
+
+#[test]
+fn a_bridge_link_says_so_and_carries_the_bridge_key_instead_of_sig() {
+    let link = bridge_sample(1);
+    let LinkKeys::Bridge { dh, bridge } = link.keys else {
+        panic!("not a bridge link")
+    };
+    let text = link.to_string();
+    let expected = format!(
+        "tandem://link?v=1&mode=bridge&ref={}&dh={}&bridge={}&secret={}&exp={}&broker=mqtt%3A%2F%2Fbroker.example%3A1883&name=Bob%27s%20desk&platform=linux",
+        link.pairing_ref,
+        b64(&dh),
+        b64(&bridge),
+        b64(link.secret.expose()),
+        T0 + 80_000,
+    );
+    assert_eq!(text, expected);
+    let parsed: PairingLink = text.parse().unwrap();
+    assert_eq!(parsed, link);
+    assert_eq!(parsed.mode(), LinkMode::Bridge);
+    assert_eq!(parsed.keys.dh(), &dh);
+    assert_eq!(parsed.keys.bridge(), Some(&bridge));
+    assert_eq!(parsed.keys.device(), None);
+    assert!(text.len() < MAX_LINK_LEN);
+}
+
+#[test]
+fn a_link_without_mode_is_a_multi_device_link_as_before() {
+    // The text an older desktop shows parses exactly as it did, as a multi-device link.
+    let link = sample(9);
+    let text = link.to_string();
+    assert!(!text.contains("mode="), "{text}");
+    assert!(!text.contains("bridge="), "{text}");
+    let parsed: PairingLink = text.parse().unwrap();
+    assert_eq!(parsed.mode(), LinkMode::MultiDevice);
+    assert_eq!(parsed.keys.bridge(), None);
+    assert_eq!(parsed.keys.device(), link.keys.device());
+}
+
+#[test]
+fn a_bridge_link_missing_any_of_its_fields_is_refused_naming_it() {
+    let text = bridge_sample(2).to_string();
+    for name in BRIDGE_FIELDS {
+        let error = refused(&without(&text, name));
+        // Without mode it reads as a multi-device link, which then lacks sig and must not
+        // carry bridge.
+        let expected = if name == "mode" { "bridge" } else { name };
+        assert_eq!(field_of(&error), expected, "without {name}: {error}");
+    }
+    for name in BRIDGE_FIELDS {
+        assert_eq!(
+            refused(&format!("{text}&{name}=x")),
+            LinkError::Duplicate { field: name.into() }
+        );
+    }
+}
+
+#[test]
+fn the_fields_of_one_mode_are_refused_in_the_other() {
+    let multi = sample(3).to_string();
+    let bridge = bridge_sample(3).to_string();
+    let key = b64(&DeviceKeys::generate(&mut ChaCha20Rng::from_seed([7; 32]))
+        .public_keys()
+        .x25519);
+    let error = refused(&format!("{multi}&bridge={key}"));
+    assert_eq!(field_of(&error), "bridge");
+    assert_eq!(
+        error.to_string(),
+        "field bridge: only a bridge link (mode=bridge) carries it"
+    );
+    let error = refused(&format!("{bridge}&sig={key}"));
+    assert_eq!(field_of(&error), "sig");
+    assert_eq!(
+        error.to_string(),
+        "field sig: a bridge link carries no device signing key"
+    );
+    for odd in ["multi-device", "Bridge", "", "bridge2"] {
+        let error = refused(&with(&bridge, "mode", odd));
+        assert_eq!(field_of(&error), "mode", "mode={odd}");
+    }
+}
+
+#[test]
+fn a_bridge_key_of_small_order_or_equal_to_dh_is_refused() {
+    let text = bridge_sample(4).to_string();
+    let mut one = [0u8; 32];
+    one[0] = 1;
+    for weak in [[0u8; 32], one] {
+        let error = refused(&with(&text, "bridge", &b64(&weak)));
+        assert_eq!(field_of(&error), "bridge");
+        let error = refused(&with(&text, "dh", &b64(&weak)));
+        assert_eq!(field_of(&error), "dh");
+    }
+    let error = refused(&with(&text, "bridge", "AAAA"));
+    assert_eq!(
+        error.to_string(),
+        "field bridge: holds 3 bytes instead of 32"
+    );
+    let LinkKeys::Bridge { dh, .. } = bridge_sample(4).keys else {
+        panic!("not a bridge link")
+    };
+    let error = refused(&with(&text, "bridge", &b64(&dh)));
+    assert_eq!(error.to_string(), "field bridge: must differ from dh");
+}
+
+#[test]
+fn link_modes_read_and_write_as_the_cli_spells_them() {
+    for mode in [LinkMode::MultiDevice, LinkMode::Bridge] {
+        assert_eq!(mode.to_string().parse::<LinkMode>(), Ok(mode));
+    }
+    assert_eq!(LinkMode::Bridge.as_str(), "bridge");
+    assert!("websocket".parse::<LinkMode>().is_err());
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn mutated_bridge_links_never_panic_and_what_parses_is_valid(
+        seed in any::<u8>(),
+        edits in proptest::collection::vec(edit_strategy(), 1..6),
+    ) {
+        let mut text = bridge_sample(seed).to_string();
+        for edit in &edits {
+            text = apply(&text, edit);
+        }
+        match text.parse::<PairingLink>() {
+            Ok(link) => {
+                prop_assert_eq!(link.validate(), Ok(()));
+                prop_assert!(link.keys.check().is_ok());
+                prop_assert_eq!(link.to_string().parse::<PairingLink>(), Ok(link));
+            }
+            Err(error) => {
+                prop_assert!(!error.to_string().is_empty());
+                if let LinkError::Missing { field } | LinkError::Field { field, .. } = &error {
+                    prop_assert!(FIELDS.contains(field), "{error:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn random_bridge_parameters_never_panic(
+        mode in "(bridge|[a-z-]{0,12})",
+        bridge in "[A-Za-z0-9_-]{0,50}",
+        seed in any::<u8>(),
+    ) {
+        let text = with(&with(&bridge_sample(seed).to_string(), "mode", &mode), "bridge", &bridge);
+        if let Ok(link) = text.parse::<PairingLink>() {
+            prop_assert_eq!(link.mode(), LinkMode::Bridge);
+            prop_assert!(link.keys.check().is_ok());
+        }
+    }
 }

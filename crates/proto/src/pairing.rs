@@ -21,6 +21,16 @@
 //!
 //! A desktop that refuses an offer (wrong secret, expired code, forged list...) says why to the
 //! sender and keeps waiting: a stranger cannot abort somebody else's pairing.
+//!
+//! # Bridge mode
+//!
+//! A code of a bridge-mode desktop ([`LinkKeys::Bridge`]) runs the same four messages through
+//! the same machines ([`DesktopPairing::start_bridge`], [`PhonePairing::start_bridge`]), with
+//! other contents: the offer is a [`BridgeOffer`] (the account's key, name and unchanged device
+//! list, the phone's bridge URL and bridge key, the contacts; no certificate, no new list, no
+//! broker login), the answer confirms the desktop's bridge key, and Done confirms that the
+//! phone authorised it. The seal, the MAC, the replay and expiry checks and every refusal are
+//! the same code.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -34,7 +44,7 @@ use tandem_crypto::{
     accept, oneshot,
 };
 
-use crate::link::{LinkSecret, PairingLink, PairingRef};
+use crate::link::{LinkKeys, LinkSecret, PairingLink, PairingRef, check_x25519};
 use crate::sync::SyncPlanSummary;
 
 /// How long the phone waits for the desktop's answer, and the desktop for the phone's
@@ -271,10 +281,86 @@ impl Drop for BrokerAccess {
     }
 }
 
+/// Longest bridge URL an offer may carry, in bytes.
+pub const MAX_BRIDGE_URL_LEN: usize = 256;
+
+/// What the phone offers a bridge-mode desktop. It is not a device of the account: no
+/// certificate, no change of the device list, no broker login.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BridgeOffer {
+    /// Random; each offer is answered once.
+    pub offer_id: [u8; 16],
+    /// When it was made (phone clock, ms).
+    pub created_at_ms: i64,
+    /// The code it answers.
+    pub pairing_ref: PairingRef,
+    /// The account's display name.
+    pub account_name: String,
+    /// The account's public key (the account id derives from it).
+    pub account_key: AccountPublicKey,
+    /// The account's current signed device list, unchanged: it shows that the sender is the
+    /// account's primary.
+    pub device_list: Vec<u8>,
+    /// Where the desktop dials the phone's bridge (`ws://host:port` or `wss://...`).
+    pub bridge_url: String,
+    /// The phone's bridge public key (X25519, the Noise static key of its endpoint).
+    pub bridge_key: [u8; 32],
+    /// The account's contacts.
+    pub contacts: Vec<OfferContact>,
+}
+
+impl BridgeOffer {
+    /// The account id.
+    #[must_use]
+    pub fn account(&self) -> AccountId {
+        self.account_key.account_id()
+    }
+}
+
+/// Checks a bridge URL as an offer carries it: `ws://` or `wss://`, a host, at most
+/// [`MAX_BRIDGE_URL_LEN`] bytes, no whitespace or control characters (the rule of
+/// `tandem_bridge::keys::check_address`).
+///
+/// # Errors
+/// The reason, for a refusal.
+pub fn check_bridge_url(url: &str) -> Result<(), String> {
+    if url.len() > MAX_BRIDGE_URL_LEN {
+        return Err(format!(
+            "the bridge URL is longer than {MAX_BRIDGE_URL_LEN} bytes"
+        ));
+    }
+    let rest = url
+        .strip_prefix("ws://")
+        .or_else(|| url.strip_prefix("wss://"))
+        .ok_or("the bridge URL must start with ws:// or wss://")?;
+    if rest.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err("the bridge URL contains whitespace or control characters".into());
+    }
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if host.is_empty() || host.starts_with(':') {
+        return Err("the bridge URL has no host".into());
+    }
+    Ok(())
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct Answer {
     offer_id: [u8; 16],
     certificate: DeviceCertificate,
+}
+
+/// A bridge desktop's answer: it accepts the offer and confirms its bridge key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct BridgeAnswer {
+    offer_id: [u8; 16],
+    bridge_key: [u8; 32],
+}
+
+/// The phone's confirmation to a bridge desktop: this key is authorised.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct BridgeDone {
+    offer_id: [u8; 16],
+    bridge_key: [u8; 32],
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -366,6 +452,29 @@ fn open_reject(
     strict::<Reject>(&plain).ok().map(|r| r.reason)
 }
 
+/// Verifies `device_list` as the account's signed list and that `from` is its primary's key:
+/// only the account's primary makes offers. Returns the verified list.
+fn check_sender(
+    account: &AccountId,
+    device_list: &[u8],
+    from: &[u8; 32],
+) -> Result<DeviceList, RejectReason> {
+    let signed = SignedDeviceList::from_bytes(device_list)
+        .map_err(|e| RejectReason::BadDeviceList(e.to_string()))?;
+    let current = accept(account, None, &signed)
+        .map_err(|e| RejectReason::BadDeviceList(e.to_string()))?
+        .list;
+    let primary = current
+        .device(tandem_crypto::PRIMARY_INDEX)
+        .ok_or_else(|| RejectReason::BadDeviceList("it has no primary device".into()))?;
+    if &primary.keys().x25519 != from {
+        return Err(RejectReason::BadOffer(
+            "it was not sent by the account's primary device".into(),
+        ));
+    }
+    Ok(current)
+}
+
 // ------------------------------------------------------------------------------------------
 // The desktop
 
@@ -390,8 +499,34 @@ pub enum DesktopEvent {
     },
     /// Linked.
     Linked(Box<LinkedDevice>),
+    /// Bridge mode: an offer was accepted and answered; waiting for the phone to confirm.
+    BridgeAnswered {
+        /// The account.
+        account: AccountId,
+        /// The phone's account name.
+        account_name: String,
+    },
+    /// Bridge mode: linked (the phone authorised this desktop's bridge key).
+    BridgeLinked(Box<LinkedBridge>),
     /// Ended without a link.
     Failed(PairingError),
+}
+
+/// Everything a bridge-mode desktop learns by linking.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkedBridge {
+    /// The offer (account, bridge URL and key, contacts), verified.
+    pub offer: BridgeOffer,
+    /// This desktop's bridge key, as the phone authorised it.
+    pub bridge_key: [u8; 32],
+}
+
+impl LinkedBridge {
+    /// The account id.
+    #[must_use]
+    pub fn account(&self) -> AccountId {
+        self.offer.account()
+    }
 }
 
 /// Everything the desktop learns by linking.
@@ -432,17 +567,52 @@ struct Code {
     subscribed: bool,
 }
 
+/// An offer the desktop accepted and answered, by mode.
+#[derive(Debug)]
+enum AnsweredOffer {
+    Device {
+        offer: Box<Offer>,
+        certificate: Box<DeviceCertificate>,
+        current: Box<DeviceList>,
+    },
+    Bridge {
+        offer: Box<BridgeOffer>,
+    },
+}
+
+impl AnsweredOffer {
+    fn offer_id(&self) -> [u8; 16] {
+        match self {
+            Self::Device { offer, .. } => offer.offer_id,
+            Self::Bridge { offer } => offer.offer_id,
+        }
+    }
+}
+
+/// An authenticated offer, decoded as the desktop's mode expects.
+enum ReceivedOffer {
+    Device(Box<Offer>),
+    Bridge(Box<BridgeOffer>),
+}
+
+impl ReceivedOffer {
+    fn id_time_ref(&self) -> ([u8; 16], i64, PairingRef) {
+        match self {
+            Self::Device(o) => (o.offer_id, o.created_at_ms, o.pairing_ref),
+            Self::Bridge(o) => (o.offer_id, o.created_at_ms, o.pairing_ref),
+        }
+    }
+}
+
 #[derive(Debug)]
 enum DesktopState {
     Waiting,
     Answered {
         pairing_ref: PairingRef,
         phone: [u8; 32],
-        offer: Box<Offer>,
         offer_wire: Vec<u8>,
         answer_wire: Vec<u8>,
-        certificate: Box<DeviceCertificate>,
-        current: Box<DeviceList>,
+        answered: AnsweredOffer,
         deadline: i64,
     },
     Ended,
@@ -451,7 +621,11 @@ enum DesktopState {
 /// The desktop's side of pairing.
 #[derive(Debug)]
 pub struct DesktopPairing {
+    /// The keys the pairing messages are sealed with: the new device's keys in multi-device
+    /// mode, one-off keys in bridge mode.
     keys: DeviceKeys,
+    /// Bridge mode: this desktop's bridge public key.
+    bridge: Option<[u8; 32]>,
     name: String,
     platform: String,
     broker: String,
@@ -477,6 +651,50 @@ impl DesktopPairing {
         now_ms: i64,
         rng: &mut impl CryptoRng,
     ) -> Result<(Self, Vec<DesktopOutput>), PairingError> {
+        Self::begin(keys, None, name, platform, broker, schedule, now_ms, rng)
+    }
+
+    /// Starts showing bridge-mode codes for a desktop whose bridge public key is
+    /// `bridge_key`; `pairing_keys` are fresh keys used only to seal this pairing's messages
+    /// (their X25519 key is the code's `dh`). Returns the machine and its first outputs.
+    ///
+    /// # Errors
+    /// [`PairingError::Local`] when the name, platform or broker cannot go into a link, or
+    /// the bridge key is unusable.
+    #[allow(clippy::too_many_arguments)]
+    pub fn start_bridge(
+        pairing_keys: DeviceKeys,
+        bridge_key: [u8; 32],
+        name: &str,
+        platform: &str,
+        broker: &str,
+        schedule: QrSchedule,
+        now_ms: i64,
+        rng: &mut impl CryptoRng,
+    ) -> Result<(Self, Vec<DesktopOutput>), PairingError> {
+        Self::begin(
+            pairing_keys,
+            Some(bridge_key),
+            name,
+            platform,
+            broker,
+            schedule,
+            now_ms,
+            rng,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn begin(
+        keys: DeviceKeys,
+        bridge: Option<[u8; 32]>,
+        name: &str,
+        platform: &str,
+        broker: &str,
+        schedule: QrSchedule,
+        now_ms: i64,
+        rng: &mut impl CryptoRng,
+    ) -> Result<(Self, Vec<DesktopOutput>), PairingError> {
         if schedule.first_ms <= 0 || schedule.every_ms <= 0 || schedule.total_ms <= 0 {
             return Err(PairingError::Local(
                 "the code schedule must be positive".into(),
@@ -484,6 +702,7 @@ impl DesktopPairing {
         }
         let mut machine = Self {
             keys,
+            bridge,
             name: name.to_owned(),
             platform: platform.to_owned(),
             broker: broker.to_owned(),
@@ -498,10 +717,21 @@ impl DesktopPairing {
         Ok((machine, out))
     }
 
-    /// The device keys being linked.
+    /// The device keys being linked (in bridge mode: the one-off pairing keys).
     #[must_use]
     pub fn keys(&self) -> &DeviceKeys {
         &self.keys
+    }
+
+    /// The keys this machine's codes carry.
+    fn link_keys(&self) -> LinkKeys {
+        match self.bridge {
+            None => LinkKeys::Device(self.keys.public_keys()),
+            Some(bridge) => LinkKeys::Bridge {
+                dh: self.keys.public_keys().x25519,
+                bridge,
+            },
+        }
     }
 
     /// Once an offer is answered and until the phone confirms: this device's counter-signed
@@ -511,7 +741,11 @@ impl DesktopPairing {
     pub fn answered(&self) -> Option<(&DeviceCertificate, &Offer)> {
         match &self.state {
             DesktopState::Answered {
-                certificate, offer, ..
+                answered:
+                    AnsweredOffer::Device {
+                        certificate, offer, ..
+                    },
+                ..
             } => Some((certificate, offer)),
             _ => None,
         }
@@ -556,7 +790,7 @@ impl DesktopPairing {
         };
         let link = PairingLink {
             pairing_ref: code.pairing_ref,
-            keys: self.keys.public_keys(),
+            keys: self.link_keys(),
             secret: code.secret.clone(),
             expires_at_ms: code.valid_until,
             broker: self.broker.clone(),
@@ -565,6 +799,9 @@ impl DesktopPairing {
         };
         link.validate()
             .map_err(|e| PairingError::Local(e.to_string()))?;
+        link.keys.check().map_err(|(name, reason)| {
+            PairingError::Local(format!("the code's {name} key {reason}"))
+        })?;
         if live {
             out.push(Output::Subscribe(code.pairing_ref.topic()));
             out.push(Output::Event(DesktopEvent::Code {
@@ -749,80 +986,126 @@ impl DesktopPairing {
         if mac.verify_slice(tag).is_err() {
             return self.refuse(&pairing_ref, &from, None, RejectReason::WrongSecret, rng);
         }
-        let offer: Offer = match strict(body) {
+        let decoded = match self.bridge {
+            None => strict::<Offer>(body).map(|o| ReceivedOffer::Device(Box::new(o))),
+            Some(_) => strict::<BridgeOffer>(body).map(|o| ReceivedOffer::Bridge(Box::new(o))),
+        };
+        let received = match decoded {
             Ok(offer) => offer,
             Err(e) => {
                 return self.refuse(&pairing_ref, &from, None, RejectReason::BadOffer(e), rng);
             }
         };
-        let offer_id = Some(offer.offer_id);
-        if offer.pairing_ref != pairing_ref
-            || self.seen_offers.contains(&offer.offer_id)
-            || offer.created_at_ms < code.issued_at.saturating_sub(MAX_CLOCK_SKEW_MS)
-            || offer.created_at_ms > now_ms.saturating_add(MAX_CLOCK_SKEW_MS)
+        let (id, created_at_ms, offer_ref) = received.id_time_ref();
+        let offer_id = Some(id);
+        if offer_ref != pairing_ref
+            || self.seen_offers.contains(&id)
+            || created_at_ms < code.issued_at.saturating_sub(MAX_CLOCK_SKEW_MS)
+            || created_at_ms > now_ms.saturating_add(MAX_CLOCK_SKEW_MS)
         {
             return self.refuse(&pairing_ref, &from, offer_id, RejectReason::Replayed, rng);
         }
-        self.seen_offers.insert(offer.offer_id);
-        match self.check_offer(&offer, &from) {
-            Ok(current) => {
-                let certificate = match offer.certificate.clone().countersign(&self.keys) {
-                    Ok(c) => c,
-                    Err(e) => {
-                        let reason = RejectReason::BadOffer(e.to_string());
-                        return self.refuse(&pairing_ref, &from, offer_id, reason, rng);
-                    }
-                };
-                let answer = Answer {
-                    offer_id: offer.offer_id,
-                    certificate: certificate.clone(),
-                };
-                let sealed = postcard::to_allocvec(&answer)
-                    .map_err(|e| e.to_string())
-                    .and_then(|body| {
-                        oneshot::seal(
-                            &self.keys,
-                            &from,
-                            &info(ANSWER_INFO, &pairing_ref),
-                            &pairing_ref.0,
-                            &body,
-                            rng,
-                        )
-                        .map_err(|e| e.to_string())
-                    });
-                let answer_wire = match sealed
-                    .and_then(|sealed| Wire::Answer { sealed }.encode().map_err(|e| e.to_string()))
-                {
-                    Ok(w) => w,
-                    Err(e) => {
-                        self.state = DesktopState::Ended;
-                        return vec![Output::Event(DesktopEvent::Failed(PairingError::Local(e)))];
-                    }
-                };
-                let event = DesktopEvent::Answered {
-                    device: certificate.device_id(),
-                    account_name: offer.account_name.clone(),
-                };
-                self.state = DesktopState::Answered {
-                    pairing_ref,
-                    phone: from,
-                    offer: Box::new(offer),
-                    offer_wire: wire.to_vec(),
-                    answer_wire: answer_wire.clone(),
-                    certificate: Box::new(certificate),
-                    current: Box::new(current),
-                    deadline: now_ms.saturating_add(REPLY_TIMEOUT_MS),
-                };
-                vec![
-                    Output::Publish {
-                        topic: pairing_ref.topic(),
-                        payload: answer_wire,
-                    },
-                    Output::Event(event),
-                ]
+        self.seen_offers.insert(id);
+        let accepted = match received {
+            ReceivedOffer::Device(offer) => self.accept_device_offer(offer, &from),
+            ReceivedOffer::Bridge(offer) => self.accept_bridge_offer(offer, &from),
+        };
+        let (answered, body, event) = match accepted {
+            Ok(accepted) => accepted,
+            Err(reason) => return self.refuse(&pairing_ref, &from, offer_id, reason, rng),
+        };
+        let answer_wire = match oneshot::seal(
+            &self.keys,
+            &from,
+            &info(ANSWER_INFO, &pairing_ref),
+            &pairing_ref.0,
+            &body,
+            rng,
+        )
+        .map_err(|e| e.to_string())
+        .and_then(|sealed| Wire::Answer { sealed }.encode().map_err(|e| e.to_string()))
+        {
+            Ok(w) => w,
+            Err(e) => {
+                self.state = DesktopState::Ended;
+                return vec![Output::Event(DesktopEvent::Failed(PairingError::Local(e)))];
             }
-            Err(reason) => self.refuse(&pairing_ref, &from, offer_id, reason, rng),
+        };
+        self.state = DesktopState::Answered {
+            pairing_ref,
+            phone: from,
+            offer_wire: wire.to_vec(),
+            answer_wire: answer_wire.clone(),
+            answered,
+            deadline: now_ms.saturating_add(REPLY_TIMEOUT_MS),
+        };
+        vec![
+            Output::Publish {
+                topic: pairing_ref.topic(),
+                payload: answer_wire,
+            },
+            Output::Event(event),
+        ]
+    }
+
+    /// Checks a multi-device offer and makes the answer: the counter-signed certificate.
+    fn accept_device_offer(
+        &self,
+        offer: Box<Offer>,
+        from: &[u8; 32],
+    ) -> Result<(AnsweredOffer, Vec<u8>, DesktopEvent), RejectReason> {
+        let current = self.check_offer(&offer, from)?;
+        let certificate = offer
+            .certificate
+            .clone()
+            .countersign(&self.keys)
+            .map_err(|e| RejectReason::BadOffer(e.to_string()))?;
+        let body = postcard::to_allocvec(&Answer {
+            offer_id: offer.offer_id,
+            certificate: certificate.clone(),
+        })
+        .map_err(|e| RejectReason::BadOffer(e.to_string()))?;
+        let event = DesktopEvent::Answered {
+            device: certificate.device_id(),
+            account_name: offer.account_name.clone(),
+        };
+        let answered = AnsweredOffer::Device {
+            offer,
+            certificate: Box::new(certificate),
+            current: Box::new(current),
+        };
+        Ok((answered, body, event))
+    }
+
+    /// Checks a bridge offer and makes the answer: this desktop's bridge key.
+    fn accept_bridge_offer(
+        &self,
+        offer: Box<BridgeOffer>,
+        from: &[u8; 32],
+    ) -> Result<(AnsweredOffer, Vec<u8>, DesktopEvent), RejectReason> {
+        let bridge_key = self
+            .bridge
+            .ok_or_else(|| RejectReason::BadOffer("this desktop is not in bridge mode".into()))?;
+        check_sender(&offer.account_key.account_id(), &offer.device_list, from)?;
+        check_bridge_url(&offer.bridge_url).map_err(RejectReason::BadOffer)?;
+        check_x25519("bridge key", &offer.bridge_key).map_err(|(name, reason)| {
+            RejectReason::BadOffer(format!("the phone's {name} {reason}"))
+        })?;
+        if offer.bridge_key == bridge_key {
+            return Err(RejectReason::BadOffer(
+                "the phone's bridge key is this desktop's".into(),
+            ));
         }
+        let body = postcard::to_allocvec(&BridgeAnswer {
+            offer_id: offer.offer_id,
+            bridge_key,
+        })
+        .map_err(|e| RejectReason::BadOffer(e.to_string()))?;
+        let event = DesktopEvent::BridgeAnswered {
+            account: offer.account(),
+            account_name: offer.account_name.clone(),
+        };
+        Ok((AnsweredOffer::Bridge { offer }, body, event))
     }
 
     /// Every check of an authenticated offer; returns the verified current device list.
@@ -831,19 +1114,7 @@ impl DesktopPairing {
         cert.verify_account_signature()
             .map_err(|e| RejectReason::BadOffer(format!("certificate: {e}")))?;
         let account = cert.account_key().account_id();
-        let signed = SignedDeviceList::from_bytes(&offer.device_list)
-            .map_err(|e| RejectReason::BadDeviceList(e.to_string()))?;
-        let current = accept(&account, None, &signed)
-            .map_err(|e| RejectReason::BadDeviceList(e.to_string()))?
-            .list;
-        let primary = current
-            .device(tandem_crypto::PRIMARY_INDEX)
-            .ok_or_else(|| RejectReason::BadDeviceList("it has no primary device".into()))?;
-        if &primary.keys().x25519 != from {
-            return Err(RejectReason::BadOffer(
-                "it was not sent by the account's primary device".into(),
-            ));
-        }
+        let current = check_sender(&account, &offer.device_list, from)?;
         let description = cert.description();
         if description.keys != self.keys.public_keys()
             || description.name != self.name
@@ -873,9 +1144,7 @@ impl DesktopPairing {
         let DesktopState::Answered {
             pairing_ref,
             phone,
-            offer,
-            certificate,
-            current,
+            answered,
             ..
         } = &self.state
         else {
@@ -893,36 +1162,21 @@ impl DesktopPairing {
         ) else {
             return Vec::new();
         };
-        let checked = strict::<Done>(&plain)
-            .map_err(RejectReason::BadDeviceList)
-            .and_then(|done| {
-                if done.offer_id != offer.offer_id {
-                    return Err(RejectReason::Replayed);
-                }
-                let signed = SignedDeviceList::from_bytes(&done.device_list)
-                    .map_err(|e| RejectReason::BadDeviceList(e.to_string()))?;
-                let accepted = accept(&current.account_id(), Some(current), &signed)
-                    .map_err(|e| RejectReason::BadDeviceList(e.to_string()))?;
-                let device = certificate.device_id();
-                if accepted.list.device(device.index) != Some(certificate.as_ref()) {
-                    return Err(RejectReason::BadDeviceList(
-                        "the new list does not hold this device".into(),
-                    ));
-                }
-                Ok(signed)
-            });
+        let checked = match answered {
+            AnsweredOffer::Device {
+                offer,
+                certificate,
+                current,
+            } => check_device_done(&plain, offer, certificate, current),
+            AnsweredOffer::Bridge { offer } => self.check_bridge_done(&plain, offer),
+        };
         match checked {
-            Ok(device_list) => {
-                let linked = LinkedDevice {
-                    certificate: (**certificate).clone(),
-                    device_list,
-                    offer: (**offer).clone(),
-                };
+            Ok(event) => {
                 self.state = DesktopState::Ended;
-                vec![Output::Event(DesktopEvent::Linked(Box::new(linked)))]
+                vec![Output::Event(event)]
             }
             Err(reason) => {
-                let offer_id = Some(offer.offer_id);
+                let offer_id = Some(answered.offer_id());
                 let (pairing_ref, phone) = (*pairing_ref, *phone);
                 let mut out = Vec::new();
                 if let Ok(payload) = seal_reject(
@@ -950,6 +1204,27 @@ impl DesktopPairing {
         }
     }
 
+    /// A bridge confirmation: for this offer, naming this desktop's bridge key.
+    fn check_bridge_done(
+        &self,
+        plain: &[u8],
+        offer: &BridgeOffer,
+    ) -> Result<DesktopEvent, RejectReason> {
+        let done = strict::<BridgeDone>(plain).map_err(RejectReason::BadAnswer)?;
+        if done.offer_id != offer.offer_id {
+            return Err(RejectReason::Replayed);
+        }
+        if Some(done.bridge_key) != self.bridge {
+            return Err(RejectReason::BadAnswer(
+                "the phone authorised another bridge key".into(),
+            ));
+        }
+        Ok(DesktopEvent::BridgeLinked(Box::new(LinkedBridge {
+            offer: offer.clone(),
+            bridge_key: done.bridge_key,
+        })))
+    }
+
     fn on_reject(&mut self, index: usize, from: &[u8; 32], sealed: &[u8]) -> Vec<DesktopOutput> {
         let DesktopState::Answered {
             pairing_ref, phone, ..
@@ -971,6 +1246,34 @@ impl DesktopPairing {
     }
 }
 
+/// A multi-device confirmation: a successor of the offer's list that holds the certificate.
+fn check_device_done(
+    plain: &[u8],
+    offer: &Offer,
+    certificate: &DeviceCertificate,
+    current: &DeviceList,
+) -> Result<DesktopEvent, RejectReason> {
+    let done = strict::<Done>(plain).map_err(RejectReason::BadDeviceList)?;
+    if done.offer_id != offer.offer_id {
+        return Err(RejectReason::Replayed);
+    }
+    let signed = SignedDeviceList::from_bytes(&done.device_list)
+        .map_err(|e| RejectReason::BadDeviceList(e.to_string()))?;
+    let accepted = accept(&current.account_id(), Some(current), &signed)
+        .map_err(|e| RejectReason::BadDeviceList(e.to_string()))?;
+    let device = certificate.device_id();
+    if accepted.list.device(device.index) != Some(certificate) {
+        return Err(RejectReason::BadDeviceList(
+            "the new list does not hold this device".into(),
+        ));
+    }
+    Ok(DesktopEvent::Linked(Box::new(LinkedDevice {
+        certificate: certificate.clone(),
+        device_list: signed,
+        offer: offer.clone(),
+    })))
+}
+
 // ------------------------------------------------------------------------------------------
 // The phone
 
@@ -984,8 +1287,53 @@ pub enum PhoneEvent {
         /// The new signed device list (holding it).
         device_list: Box<SignedDeviceList>,
     },
+    /// Bridge mode: the desktop confirmed its bridge key: store it as an authorised bridge
+    /// desktop durably, then publish what follows (the confirmation).
+    BridgeLinked(BridgeDesktop),
     /// Ended without a link.
     Failed(PairingError),
+}
+
+/// A desktop the phone authorises on its bridge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BridgeDesktop {
+    /// Its bridge public key (X25519).
+    pub bridge_key: [u8; 32],
+    /// Its name, from the code.
+    pub name: String,
+    /// Its platform, from the code.
+    pub platform: String,
+    /// When it was linked (phone clock, ms).
+    pub linked_at_ms: i64,
+}
+
+/// What the phone offers a bridge-mode desktop besides its account's keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BridgeOfferContents {
+    /// The account's display name.
+    pub account_name: String,
+    /// Where desktops dial the phone's bridge (`ws://host:port`).
+    pub bridge_url: String,
+    /// The phone's bridge public key.
+    pub bridge_key: [u8; 32],
+    /// The contacts.
+    pub contacts: Vec<OfferContact>,
+}
+
+/// The offer a phone sent, by mode.
+#[derive(Debug)]
+enum SentOffer {
+    Device(Box<Offer>),
+    Bridge(Box<BridgeOffer>),
+}
+
+impl SentOffer {
+    fn offer_id(&self) -> [u8; 16] {
+        match self {
+            Self::Device(o) => o.offer_id,
+            Self::Bridge(o) => o.offer_id,
+        }
+    }
 }
 
 /// A phone output.
@@ -1012,7 +1360,7 @@ pub struct OfferContents {
 #[derive(Debug)]
 pub struct PhonePairing {
     link: PairingLink,
-    offer: Offer,
+    offer: SentOffer,
     current: DeviceList,
     deadline: i64,
     ended: bool,
@@ -1034,26 +1382,25 @@ impl PhonePairing {
         now_ms: i64,
         rng: &mut impl CryptoRng,
     ) -> Result<(Self, Vec<PhoneOutput>), PairingError> {
-        if now_ms >= link.expires_at_ms {
-            return Err(PairingError::ScannedExpired {
-                ago_s: (now_ms - link.expires_at_ms) / 1000,
-            });
-        }
+        check_fresh(&link, now_ms)?;
+        let LinkKeys::Device(keys) = link.keys else {
+            return Err(PairingError::Local(
+                "this is a bridge-mode code: link it in bridge mode".into(),
+            ));
+        };
         let local = |e: tandem_crypto::Error| PairingError::Local(e.to_string());
         let current_list = current.verify(&account.account_id()).map_err(local)?;
         let certificate = account
             .certify(DeviceDescription {
                 index: contents.index,
-                keys: link.keys,
+                keys,
                 name: link.name.clone(),
                 platform: link.platform.clone(),
                 linked_at_ms: now_ms,
             })
             .map_err(local)?;
-        let mut offer_id = [0u8; 16];
-        rng.fill_bytes(&mut offer_id);
         let offer = Offer {
-            offer_id,
+            offer_id: random_id(rng),
             created_at_ms: now_ms,
             pairing_ref: link.pairing_ref,
             account_name: contents.account_name,
@@ -1064,27 +1411,100 @@ impl PhonePairing {
             sync: contents.sync,
             contacts: contents.contacts,
         };
-        let from = phone.public_keys().x25519;
-        let mut plain =
+        let plain =
             postcard::to_allocvec(&offer).map_err(|e| PairingError::Local(e.to_string()))?;
+        Self::send_offer(
+            link,
+            phone,
+            SentOffer::Device(Box::new(offer)),
+            plain,
+            current_list,
+            now_ms,
+            rng,
+        )
+    }
+
+    /// Builds and seals the offer for the bridge-mode desktop of `link`: the account's key,
+    /// name and current list (unchanged), the phone's bridge URL and key, the contacts. Returns
+    /// the machine and its first outputs.
+    ///
+    /// # Errors
+    /// [`PairingError::ScannedExpired`] for a stale code; [`PairingError::Local`] for a
+    /// multi-device code, a bad bridge URL or key, or a list that does not verify.
+    pub fn start_bridge(
+        link: PairingLink,
+        account: &AccountKey,
+        phone: &DeviceKeys,
+        current: &SignedDeviceList,
+        contents: BridgeOfferContents,
+        now_ms: i64,
+        rng: &mut impl CryptoRng,
+    ) -> Result<(Self, Vec<PhoneOutput>), PairingError> {
+        check_fresh(&link, now_ms)?;
+        if link.keys.bridge().is_none() {
+            return Err(PairingError::Local(
+                "this is a multi-device code: link it as a device".into(),
+            ));
+        }
+        check_bridge_url(&contents.bridge_url).map_err(PairingError::Local)?;
+        check_x25519("bridge key", &contents.bridge_key).map_err(|(name, reason)| {
+            PairingError::Local(format!("the phone's {name} {reason}"))
+        })?;
+        let local = |e: tandem_crypto::Error| PairingError::Local(e.to_string());
+        let current_list = current.verify(&account.account_id()).map_err(local)?;
+        let offer = BridgeOffer {
+            offer_id: random_id(rng),
+            created_at_ms: now_ms,
+            pairing_ref: link.pairing_ref,
+            account_name: contents.account_name,
+            account_key: account.public_key(),
+            device_list: current.to_bytes().map_err(local)?,
+            bridge_url: contents.bridge_url,
+            bridge_key: contents.bridge_key,
+            contacts: contents.contacts,
+        };
+        let plain =
+            postcard::to_allocvec(&offer).map_err(|e| PairingError::Local(e.to_string()))?;
+        Self::send_offer(
+            link,
+            phone,
+            SentOffer::Bridge(Box::new(offer)),
+            plain,
+            current_list,
+            now_ms,
+            rng,
+        )
+    }
+
+    /// Seals `plain` (the encoded offer) with its MAC to the code's `dh` key.
+    fn send_offer(
+        link: PairingLink,
+        phone: &DeviceKeys,
+        offer: SentOffer,
+        mut plain: Vec<u8>,
+        current: DeviceList,
+        now_ms: i64,
+        rng: &mut impl CryptoRng,
+    ) -> Result<(Self, Vec<PhoneOutput>), PairingError> {
+        let from = phone.public_keys().x25519;
         let mut mac = offer_mac(&link.secret, &link.pairing_ref, &from);
         mac.update(&plain);
         plain.extend_from_slice(&mac.finalize().into_bytes());
         let sealed = oneshot::seal(
             phone,
-            &link.keys.x25519,
+            link.keys.dh(),
             &info(OFFER_INFO, &link.pairing_ref),
             &link.pairing_ref.0,
             &plain,
             rng,
         )
-        .map_err(local)?;
+        .map_err(|e| PairingError::Local(e.to_string()))?;
         let payload = Wire::Offer { from, sealed }.encode()?;
         let topic = link.pairing_ref.topic();
         let machine = Self {
             link,
             offer,
-            current: current_list,
+            current,
             deadline: now_ms.saturating_add(REPLY_TIMEOUT_MS),
             ended: false,
         };
@@ -1103,10 +1523,22 @@ impl PhonePairing {
         &self.link
     }
 
-    /// The offer sent.
+    /// The offer sent, in multi-device mode.
     #[must_use]
-    pub fn offer(&self) -> &Offer {
-        &self.offer
+    pub fn offer(&self) -> Option<&Offer> {
+        match &self.offer {
+            SentOffer::Device(offer) => Some(offer),
+            SentOffer::Bridge(_) => None,
+        }
+    }
+
+    /// The offer sent, in bridge mode.
+    #[must_use]
+    pub fn bridge_offer(&self) -> Option<&BridgeOffer> {
+        match &self.offer {
+            SentOffer::Device(_) => None,
+            SentOffer::Bridge(offer) => Some(offer),
+        }
     }
 
     /// When [`Self::poll`] gives up waiting.
@@ -1140,7 +1572,7 @@ impl PhonePairing {
         if self.ended || topic != pairing_ref.topic() {
             return Vec::new();
         }
-        let desktop = self.link.keys.x25519;
+        let desktop = *self.link.keys.dh();
         match Wire::decode(payload) {
             Ok(Wire::Answer { sealed }) => {
                 let Ok(plain) = oneshot::open(
@@ -1152,17 +1584,13 @@ impl PhonePairing {
                 ) else {
                     return Vec::new();
                 };
-                match self.check_answer(&plain, account, now_ms) {
-                    Ok((certificate, device_list)) => {
-                        let done = Done {
-                            offer_id: self.offer.offer_id,
-                            device_list: match device_list.to_bytes() {
-                                Ok(b) => b,
-                                Err(e) => return self.fail(PairingError::Local(e.to_string())),
-                            },
-                        };
-                        let payload = postcard::to_allocvec(&done)
-                            .map_err(|e| e.to_string())
+                let checked = match &self.offer {
+                    SentOffer::Device(offer) => self.check_answer(offer, &plain, account, now_ms),
+                    SentOffer::Bridge(offer) => self.check_bridge_answer(offer, &plain, now_ms),
+                };
+                match checked {
+                    Ok((event, done)) => {
+                        let payload = done
                             .and_then(|body| {
                                 oneshot::seal(
                                     phone,
@@ -1181,10 +1609,7 @@ impl PhonePairing {
                             Ok(payload) => {
                                 self.ended = true;
                                 vec![
-                                    Output::Event(PhoneEvent::Linked {
-                                        certificate: Box::new(certificate),
-                                        device_list: Box::new(device_list),
-                                    }),
+                                    Output::Event(event),
                                     Output::Publish {
                                         topic: pairing_ref.topic(),
                                         payload,
@@ -1200,7 +1625,7 @@ impl PhonePairing {
                             phone,
                             &desktop,
                             &pairing_ref,
-                            Some(self.offer.offer_id),
+                            Some(self.offer.offer_id()),
                             reason.clone(),
                             rng,
                         ) {
@@ -1235,22 +1660,25 @@ impl PhonePairing {
         vec![Output::Event(PhoneEvent::Failed(error))]
     }
 
+    /// Checks a multi-device answer; returns the event (the new device and list) and the
+    /// encoded Done.
     fn check_answer(
         &self,
+        offer: &Offer,
         plain: &[u8],
         account: &AccountKey,
         now_ms: i64,
-    ) -> Result<(DeviceCertificate, SignedDeviceList), RejectReason> {
+    ) -> Result<(PhoneEvent, Result<Vec<u8>, String>), RejectReason> {
         let answer: Answer = strict(plain).map_err(RejectReason::BadAnswer)?;
-        if answer.offer_id != self.offer.offer_id {
+        if answer.offer_id != offer.offer_id {
             return Err(RejectReason::Replayed);
         }
         let certificate = answer.certificate;
         certificate
             .verify()
             .map_err(|e| RejectReason::BadAnswer(e.to_string()))?;
-        if certificate.description() != self.offer.certificate.description()
-            || certificate.account_key() != self.offer.certificate.account_key()
+        if certificate.description() != offer.certificate.description()
+            || certificate.account_key() != offer.certificate.account_key()
         {
             return Err(RejectReason::BadAnswer(
                 "the certificate is not the one offered".into(),
@@ -1263,8 +1691,68 @@ impl PhonePairing {
             .successor(now_ms.max(self.current.issued_at_ms()), certs)
             .and_then(|l| l.sign(account))
             .map_err(|e| RejectReason::BadAnswer(e.to_string()))?;
-        Ok((certificate, list))
+        let done = list
+            .to_bytes()
+            .map_err(|e| e.to_string())
+            .and_then(|device_list| {
+                postcard::to_allocvec(&Done {
+                    offer_id: offer.offer_id,
+                    device_list,
+                })
+                .map_err(|e| e.to_string())
+            });
+        let event = PhoneEvent::Linked {
+            certificate: Box::new(certificate),
+            device_list: Box::new(list),
+        };
+        Ok((event, done))
     }
+
+    /// Checks a bridge answer: for this offer, confirming the bridge key of the code.
+    fn check_bridge_answer(
+        &self,
+        offer: &BridgeOffer,
+        plain: &[u8],
+        now_ms: i64,
+    ) -> Result<(PhoneEvent, Result<Vec<u8>, String>), RejectReason> {
+        let answer: BridgeAnswer = strict(plain).map_err(RejectReason::BadAnswer)?;
+        if answer.offer_id != offer.offer_id {
+            return Err(RejectReason::Replayed);
+        }
+        if Some(&answer.bridge_key) != self.link.keys.bridge() {
+            return Err(RejectReason::BadAnswer(
+                "the bridge key is not the one in the QR code".into(),
+            ));
+        }
+        let done = postcard::to_allocvec(&BridgeDone {
+            offer_id: offer.offer_id,
+            bridge_key: answer.bridge_key,
+        })
+        .map_err(|e| e.to_string());
+        let event = PhoneEvent::BridgeLinked(BridgeDesktop {
+            bridge_key: answer.bridge_key,
+            name: self.link.name.clone(),
+            platform: self.link.platform.clone(),
+            linked_at_ms: now_ms,
+        });
+        Ok((event, done))
+    }
+}
+
+/// Refuses a code whose `exp` has passed (before going online).
+fn check_fresh(link: &PairingLink, now_ms: i64) -> Result<(), PairingError> {
+    if now_ms >= link.expires_at_ms {
+        return Err(PairingError::ScannedExpired {
+            ago_s: (now_ms - link.expires_at_ms) / 1000,
+        });
+    }
+    Ok(())
+}
+
+fn random_id(rng: &mut impl CryptoRng) -> [u8; 16] {
+    let mut id = [0u8; 16];
+    rng.fill_bytes(&mut id);
+    id
 }
 
 #[cfg(test)]

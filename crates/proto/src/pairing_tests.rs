@@ -311,7 +311,7 @@ impl Rig {
         plain.extend_from_slice(&mac.finalize().into_bytes());
         let sealed = oneshot::seal(
             from,
-            &link.keys.x25519,
+            link.keys.dh(),
             &info(OFFER_INFO, &link.pairing_ref),
             &link.pairing_ref.0,
             &plain,
@@ -335,7 +335,7 @@ impl Rig {
         .unwrap();
         let sealed = oneshot::seal(
             &self.alice.phone,
-            &link.keys.x25519,
+            link.keys.dh(),
             &info(DONE_INFO, &link.pairing_ref),
             &link.pairing_ref.0,
             &body,
@@ -352,7 +352,7 @@ impl Rig {
         };
         let plain = oneshot::open(
             &self.alice.phone,
-            &link.keys.x25519,
+            link.keys.dh(),
             &info(ANSWER_INFO, &link.pairing_ref),
             &link.pairing_ref.0,
             &sealed,
@@ -395,7 +395,10 @@ fn the_desktop_starts_by_subscribing_and_showing_its_first_code() {
             }),
         ]
     );
-    assert_eq!(link.keys, rig.desktop.keys().public_keys());
+    assert_eq!(
+        link.keys,
+        LinkKeys::Device(rig.desktop.keys().public_keys())
+    );
     assert_eq!(link.name, LAPTOP);
     assert_eq!(link.platform, PLATFORM);
     assert_eq!(link.broker, BROKER);
@@ -493,7 +496,7 @@ fn a_phone_scanning_the_code_links_the_desktop_and_both_hold_the_same_new_list()
     );
     assert_eq!(linked.offer.sync, contents(1, &rig.bob).sync);
     assert_eq!(linked.offer.contacts, contents(1, &rig.bob).contacts);
-    assert_eq!(&linked.offer, phone.offer());
+    assert_eq!(Some(&linked.offer), phone.offer());
 
     // Both machines are done: no deadline, nothing more to do.
     assert_eq!(rig.desktop.next_deadline(), None);
@@ -548,7 +551,7 @@ fn codes_rotate_after_60_s_then_every_20_s_and_all_expire_at_160_s() {
     // Six codes, each with its own ref and secret, the same keys and name.
     assert_eq!(rig.codes.len(), 6);
     for (i, a) in rig.codes.iter().enumerate() {
-        assert_eq!(a.keys, rig.desktop.keys().public_keys());
+        assert_eq!(a.keys, LinkKeys::Device(rig.desktop.keys().public_keys()));
         for b in rig.codes.iter().skip(i + 1) {
             assert_ne!(a.pairing_ref, b.pairing_ref);
             assert_ne!(a.secret, b.secret);
@@ -991,7 +994,7 @@ fn an_offer_whose_device_list_is_not_signed_by_the_account_is_refused() {
     *flipped.last_mut().unwrap() ^= 0x01;
     for list in [mallory.list.to_bytes().unwrap(), flipped] {
         let (mut phone, _) = rig.scan(0, T0 + 5_000);
-        let mut offer = phone.offer().clone();
+        let mut offer = phone.offer().unwrap().clone();
         offer.device_list = list;
         let payload = rig.seal_offer(&link, &rig.alice.phone.clone_keys(), &offer);
         let refused = rig.desktop.handle(
@@ -1042,7 +1045,7 @@ fn an_offer_for_another_code_or_from_another_time_is_refused_as_replayed() {
     ];
     for (story, edit) in edits {
         let (phone, _) = rig.scan(0, now);
-        let mut offer = phone.offer().clone();
+        let mut offer = phone.offer().unwrap().clone();
         edit(&mut offer);
         let payload = rig.seal_offer(&link, &rig.alice.phone.clone_keys(), &offer);
         let refused = rig
@@ -1056,7 +1059,7 @@ fn an_offer_for_another_code_or_from_another_time_is_refused_as_replayed() {
     }
     // Within the allowed skew either way is fine.
     let (phone, _) = rig.scan(0, now);
-    let mut offer = phone.offer().clone();
+    let mut offer = phone.offer().unwrap().clone();
     offer.created_at_ms = now + MAX_CLOCK_SKEW_MS;
     let payload = rig.seal_offer(&link, &rig.alice.phone.clone_keys(), &offer);
     let out = rig
@@ -1130,7 +1133,7 @@ fn a_done_with_an_old_forged_or_incomplete_list_fails_on_both_sides() {
                 rig.alice.list_with(2, vec![phone_cert, cert])
             }
         };
-        let offer_id = phone.offer().offer_id;
+        let offer_id = phone.offer().unwrap().offer_id;
         let done = rig.seal_done(&link, offer_id, &list.to_bytes().unwrap());
         let out = rig
             .desktop
@@ -1195,7 +1198,11 @@ fn a_done_sealed_by_hand_with_the_right_list_links_which_proves_the_refusals_abo
     let list = rig
         .alice
         .list_with(2, vec![rig.alice.certs[0].clone(), laptop.clone()]);
-    let done = rig.seal_done(&link, phone.offer().offer_id, &list.to_bytes().unwrap());
+    let done = rig.seal_done(
+        &link,
+        phone.offer().unwrap().offer_id,
+        &list.to_bytes().unwrap(),
+    );
     let out = rig
         .desktop
         .handle(&link.pairing_ref.topic(), &done, T0 + 5_300, &mut rig.rng);
@@ -1374,7 +1381,7 @@ fn each_side_ignores_its_own_messages_and_other_topics() {
     // An offer sealed with the desktop's own key as sender is not taken for a phone's.
     let link = rig.codes[0].clone();
     let own = rig.desktop.keys().clone_keys();
-    let offer_copy = phone.offer().clone();
+    let offer_copy = phone.offer().unwrap().clone();
     let spoofed = rig.seal_offer(&link, &own, &offer_copy);
     assert!(
         rig.desktop
@@ -1498,7 +1505,7 @@ proptest! {
             Wire::Offer { from, sealed: body.clone() },
             Wire::Answer { sealed: body.clone() },
             Wire::Done { sealed: body.clone() },
-            Wire::Reject { from: rig.codes[0].keys.x25519, sealed: body },
+            Wire::Reject { from: *rig.codes[0].keys.dh(), sealed: body },
         ] {
             payloads.push(wire.encode().unwrap());
         }
@@ -1560,5 +1567,597 @@ proptest! {
         // The genuine Done still links.
         let last = rig.deliver_to_desktop(&done, T0 + 5_500);
         prop_assert!(matches!(events(&last)[..], [DesktopEvent::Linked(_)]));
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Bridge mode: alice links her office desktop to her phone's bridge. Same QR flow, same
+// machines; the offer carries the bridge URL and key, and no device of the account changes.
+
+const BRIDGE_URL: &str = "ws://192.168.1.20:7070";
+const DESK: &str = "Office desktop";
+
+/// Alice, bob, and alice's desktop showing bridge-mode codes.
+struct BridgeRig {
+    rng: ChaCha20Rng,
+    alice: Account,
+    bob: AccountKey,
+    /// The phone's bridge key (its public half).
+    phone_bridge: [u8; 32],
+    /// The desktop's bridge key (its public half).
+    desk_bridge: [u8; 32],
+    desktop: DesktopPairing,
+    codes: Vec<PairingLink>,
+}
+
+impl BridgeRig {
+    fn new(seed: u8) -> Self {
+        let mut rng = ChaCha20Rng::from_seed([seed; 32]);
+        let alice = Account::new(&mut rng, 1);
+        let bob = AccountKey::generate(&mut rng);
+        let phone_bridge = DeviceKeys::generate(&mut rng).public_keys().x25519;
+        let desk_bridge = DeviceKeys::generate(&mut rng).public_keys().x25519;
+        let pairing_keys = DeviceKeys::generate(&mut rng);
+        let (desktop, out) = DesktopPairing::start_bridge(
+            pairing_keys,
+            desk_bridge,
+            DESK,
+            PLATFORM,
+            BROKER,
+            QrSchedule::default(),
+            T0,
+            &mut rng,
+        )
+        .unwrap();
+        let codes = events(&out)
+            .into_iter()
+            .filter_map(|e| match e {
+                DesktopEvent::Code { link, .. } => Some(link),
+                _ => None,
+            })
+            .collect();
+        Self {
+            rng,
+            alice,
+            bob,
+            phone_bridge,
+            desk_bridge,
+            desktop,
+            codes,
+        }
+    }
+
+    fn contents(&self) -> BridgeOfferContents {
+        BridgeOfferContents {
+            account_name: "Alice".into(),
+            bridge_url: BRIDGE_URL.into(),
+            bridge_key: self.phone_bridge,
+            contacts: vec![OfferContact {
+                account_key: self.bob.public_key(),
+                name: "Bob".into(),
+            }],
+        }
+    }
+
+    fn scan_link(
+        &mut self,
+        link: PairingLink,
+        now: i64,
+    ) -> Result<(PhonePairing, Vec<PhoneOutput>), PairingError> {
+        let contents = self.contents();
+        PhonePairing::start_bridge(
+            link,
+            &self.alice.key,
+            &self.alice.phone,
+            &self.alice.list,
+            contents,
+            now,
+            &mut self.rng,
+        )
+    }
+
+    fn deliver_desktop(&mut self, phone_out: &[PhoneOutput], now: i64) -> Vec<DesktopOutput> {
+        let mut out = Vec::new();
+        for (topic, payload) in published(phone_out) {
+            out.extend(self.desktop.handle(&topic, &payload, now, &mut self.rng));
+        }
+        out
+    }
+
+    fn deliver_phone(
+        &mut self,
+        phone: &mut PhonePairing,
+        desktop_out: &[DesktopOutput],
+        now: i64,
+    ) -> Vec<PhoneOutput> {
+        let mut out = Vec::new();
+        for (topic, payload) in published(desktop_out) {
+            out.extend(phone.handle(
+                &topic,
+                &payload,
+                &self.alice.key,
+                &self.alice.phone,
+                now,
+                &mut self.rng,
+            ));
+        }
+        out
+    }
+
+    /// Seals `plain` (an encoded offer) with the MAC of `secret` from `from` to the code.
+    fn seal_raw(
+        &mut self,
+        link: &PairingLink,
+        secret: &LinkSecret,
+        from: &DeviceKeys,
+        mut plain: Vec<u8>,
+    ) -> Vec<u8> {
+        let sender = from.public_keys().x25519;
+        let mut mac = offer_mac(secret, &link.pairing_ref, &sender);
+        mac.update(&plain);
+        plain.extend_from_slice(&mac.finalize().into_bytes());
+        let sealed = oneshot::seal(
+            from,
+            link.keys.dh(),
+            &info(OFFER_INFO, &link.pairing_ref),
+            &link.pairing_ref.0,
+            &plain,
+            &mut self.rng,
+        )
+        .unwrap();
+        Wire::Offer {
+            from: sender,
+            sealed,
+        }
+        .encode()
+        .unwrap()
+    }
+}
+
+#[test]
+fn a_bridge_desktop_links_with_the_same_qr_flow_and_learns_the_phones_bridge() {
+    let mut rig = BridgeRig::new(60);
+    let link = rig.codes[0].clone();
+    assert_eq!(link.mode(), crate::link::LinkMode::Bridge);
+    assert_eq!(link.keys.bridge(), Some(&rig.desk_bridge));
+    assert_eq!(link.keys.dh(), &rig.desktop.keys().public_keys().x25519);
+    assert!(link.to_string().contains("mode=bridge"));
+
+    // The phone scans and offers: no certificate, no broker login, the list unchanged.
+    let (mut phone, offer) = rig.scan_link(link.clone(), T0 + 5_000).unwrap();
+    assert!(phone.offer().is_none());
+    let sent = phone.bridge_offer().unwrap().clone();
+    assert_eq!(sent.bridge_url, BRIDGE_URL);
+    assert_eq!(sent.bridge_key, rig.phone_bridge);
+    assert_eq!(sent.account(), rig.alice.id());
+    assert_eq!(sent.device_list, rig.alice.list.to_bytes().unwrap());
+
+    // The desktop verifies and answers with its bridge key.
+    let answer = rig.deliver_desktop(&offer, T0 + 5_100);
+    assert_eq!(
+        events(&answer),
+        vec![DesktopEvent::BridgeAnswered {
+            account: rig.alice.id(),
+            account_name: "Alice".into(),
+        }]
+    );
+    assert!(rig.desktop.answered().is_none(), "no pending device link");
+
+    // The phone authorises that key and confirms.
+    let done = rig.deliver_phone(&mut phone, &answer, T0 + 5_200);
+    assert_eq!(
+        events(&done),
+        vec![PhoneEvent::BridgeLinked(BridgeDesktop {
+            bridge_key: rig.desk_bridge,
+            name: DESK.into(),
+            platform: PLATFORM.into(),
+            linked_at_ms: T0 + 5_200,
+        })]
+    );
+    assert!(
+        matches!(done[0], Output::Event(_)),
+        "the phone stores before it confirms"
+    );
+    assert_eq!(phone.next_deadline(), None);
+
+    let last = rig.deliver_desktop(&done, T0 + 5_300);
+    let [DesktopEvent::BridgeLinked(linked)] = &events(&last)[..] else {
+        panic!("the desktop did not link: {last:?}")
+    };
+    assert_eq!(linked.offer, sent);
+    assert_eq!(linked.bridge_key, rig.desk_bridge);
+    assert_eq!(linked.account(), rig.alice.id());
+    assert_eq!(linked.offer.contacts.len(), 1);
+    assert_eq!(rig.desktop.next_deadline(), None);
+}
+
+#[test]
+fn a_bridge_offer_with_the_wrong_secret_is_refused_and_the_phone_is_told() {
+    let mut rig = BridgeRig::new(61);
+    let mut link = rig.codes[0].clone();
+    link.secret = LinkSecret::from_bytes([9; 32]);
+    let (mut phone, offer) = rig.scan_link(link, T0 + 1_000).unwrap();
+    let refused = rig.deliver_desktop(&offer, T0 + 1_100);
+    assert_eq!(
+        events(&refused),
+        vec![DesktopEvent::OfferRefused(RejectReason::WrongSecret)]
+    );
+    let told = rig.deliver_phone(&mut phone, &refused, T0 + 1_200);
+    assert_eq!(
+        events(&told),
+        vec![PhoneEvent::Failed(PairingError::Refused {
+            by: "desktop",
+            reason: RejectReason::WrongSecret
+        })]
+    );
+    assert!(matches!(rig.desktop.state, DesktopState::Waiting));
+}
+
+#[test]
+fn an_expired_bridge_code_is_refused_by_the_phone_and_by_the_desktop() {
+    let mut rig = BridgeRig::new(62);
+    let link = rig.codes[0].clone();
+    let late = link.expires_at_ms + 2_000;
+    assert_eq!(
+        rig.scan_link(link.clone(), late).unwrap_err(),
+        PairingError::ScannedExpired { ago_s: 2 }
+    );
+    // A phone with a slow clock offers anyway: the desktop checks with its own.
+    let (mut phone, offer) = rig.scan_link(link.clone(), T0 + 1_000).unwrap();
+    let refused = rig.deliver_desktop(&offer, link.expires_at_ms);
+    assert_eq!(
+        events(&refused),
+        vec![DesktopEvent::OfferRefused(RejectReason::Expired)]
+    );
+    let told = rig.deliver_phone(&mut phone, &refused, link.expires_at_ms + 100);
+    assert!(matches!(
+        events(&told)[..],
+        [PhoneEvent::Failed(PairingError::Refused {
+            reason: RejectReason::Expired,
+            ..
+        })]
+    ));
+}
+
+#[test]
+fn a_replayed_bridge_offer_gets_the_same_answer_or_a_refusal_never_a_second_link() {
+    let mut rig = BridgeRig::new(63);
+    let link = rig.codes[0].clone();
+    let (mut phone, offer) = rig.scan_link(link, T0 + 1_000).unwrap();
+    let answer = rig.deliver_desktop(&offer, T0 + 1_100);
+    // Delivered twice (QoS 1): the same answer again, no new event.
+    let again = rig.deliver_desktop(&offer, T0 + 1_150);
+    assert_eq!(published(&again), published(&answer));
+    assert!(events(&again).is_empty());
+    let done = rig.deliver_phone(&mut phone, &answer, T0 + 1_200);
+    let linked = rig.deliver_desktop(&done, T0 + 1_300);
+    assert!(matches!(
+        events(&linked)[..],
+        [DesktopEvent::BridgeLinked(_)]
+    ));
+    // After the link, the recorded offer is refused as replayed.
+    let replayed = rig.deliver_desktop(&offer, T0 + 1_400);
+    assert_eq!(
+        events(&replayed),
+        vec![DesktopEvent::OfferRefused(RejectReason::Replayed)]
+    );
+    // The phone ended: a second answer changes nothing.
+    assert!(
+        rig.deliver_phone(&mut phone, &answer, T0 + 1_500)
+            .is_empty()
+    );
+}
+
+#[test]
+fn a_declined_bridge_link_ends_both_sides_with_the_reason() {
+    let mut rig = BridgeRig::new(64);
+    let link = rig.codes[0].clone();
+    let (_phone, offer) = rig.scan_link(link.clone(), T0 + 1_000).unwrap();
+    let answer = rig.deliver_desktop(&offer, T0 + 1_100);
+    assert!(matches!(
+        events(&answer)[..],
+        [DesktopEvent::BridgeAnswered { .. }]
+    ));
+    // The phone's user cancels after the answer: it refuses and says so.
+    let payload = seal_reject(
+        &rig.alice.phone,
+        link.keys.dh(),
+        &link.pairing_ref,
+        None,
+        RejectReason::Cancelled,
+        &mut rig.rng,
+    )
+    .unwrap();
+    let out = rig.desktop.handle(
+        &link.pairing_ref.topic(),
+        &payload,
+        T0 + 1_200,
+        &mut rig.rng,
+    );
+    assert_eq!(
+        events(&out),
+        vec![DesktopEvent::Failed(PairingError::Refused {
+            by: "phone",
+            reason: RejectReason::Cancelled
+        })]
+    );
+    assert_eq!(rig.desktop.next_deadline(), None);
+}
+
+#[test]
+fn modes_do_not_mix_a_bridge_code_is_never_linked_as_a_device_nor_the_reverse() {
+    let mut rig = BridgeRig::new(65);
+    let bridge_link = rig.codes[0].clone();
+    let error = PhonePairing::start(
+        bridge_link,
+        &rig.alice.key,
+        &rig.alice.phone,
+        &rig.alice.list,
+        contents(2, &rig.bob),
+        T0 + 1_000,
+        &mut rig.rng,
+    )
+    .unwrap_err();
+    assert!(matches!(error, PairingError::Local(ref why) if why.contains("bridge-mode")));
+
+    let (multi, _) = Rig::new(66);
+    let device_link = multi.codes[0].clone();
+    let error = rig.scan_link(device_link, T0 + 1_000).unwrap_err();
+    assert!(matches!(error, PairingError::Local(ref why) if why.contains("multi-device")));
+
+    // A multi-device offer that reaches a bridge desktop does not decode as a bridge offer.
+    let link = rig.codes[0].clone();
+    let mut plain_rig = Rig::new(67).0;
+    let (phone, _) = plain_rig.scan(0, T0 + 1_000);
+    let plain = postcard::to_allocvec(phone.offer().unwrap()).unwrap();
+    let secret = link.secret.clone();
+    let phone_keys = rig.alice.phone.clone_keys();
+    let payload = rig.seal_raw(&link, &secret, &phone_keys, plain);
+    let out = rig.deliver_desktop(
+        &[Output::Publish {
+            topic: link.pairing_ref.topic(),
+            payload,
+        }],
+        T0 + 1_100,
+    );
+    assert!(matches!(
+        events(&out)[..],
+        [DesktopEvent::OfferRefused(RejectReason::BadOffer(_))]
+    ));
+}
+
+#[test]
+fn a_bridge_offer_is_checked_before_it_is_answered() {
+    let mut rig = BridgeRig::new(68);
+    let link = rig.codes[0].clone();
+    let (phone, _) = rig.scan_link(link.clone(), T0 + 1_000).unwrap();
+    let good = phone.bridge_offer().unwrap().clone();
+    let mallory = Account::new(&mut rig.rng, 0);
+    let tablet = rig.alice.devices[0].clone_keys();
+    let phone_keys = rig.alice.phone.clone_keys();
+    let mut one = [0u8; 32];
+    one[0] = 1;
+    /// A story, the offer, its sender, and what the refusal must say.
+    type Case = (
+        &'static str,
+        BridgeOffer,
+        DeviceKeys,
+        fn(&RejectReason) -> bool,
+    );
+    let cases: Vec<Case> = vec![
+        (
+            "a bad bridge URL",
+            BridgeOffer {
+                bridge_url: "http://192.168.1.20".into(),
+                ..good.clone()
+            },
+            phone_keys.clone_keys(),
+            |r| matches!(r, RejectReason::BadOffer(why) if why.contains("ws://")),
+        ),
+        (
+            "a bridge key of small order",
+            BridgeOffer {
+                bridge_key: one,
+                ..good.clone()
+            },
+            phone_keys.clone_keys(),
+            |r| matches!(r, RejectReason::BadOffer(why) if why.contains("small order")),
+        ),
+        (
+            "the desktop's own bridge key",
+            BridgeOffer {
+                bridge_key: rig.desk_bridge,
+                ..good.clone()
+            },
+            phone_keys.clone_keys(),
+            |r| matches!(r, RejectReason::BadOffer(_)),
+        ),
+        (
+            "another account's key over alice's list",
+            BridgeOffer {
+                account_key: mallory.key.public_key(),
+                ..good.clone()
+            },
+            phone_keys.clone_keys(),
+            |r| matches!(r, RejectReason::BadDeviceList(_)),
+        ),
+        (
+            "sent by a device that is not the primary",
+            BridgeOffer {
+                offer_id: [1; 16],
+                ..good.clone()
+            },
+            tablet,
+            |r| matches!(r, RejectReason::BadOffer(why) if why.contains("primary")),
+        ),
+    ];
+    for (i, (story, mut offer, from, expected)) in cases.into_iter().enumerate() {
+        offer.offer_id[15] = u8::try_from(i).unwrap() + 100;
+        let plain = postcard::to_allocvec(&offer).unwrap();
+        let secret = link.secret.clone();
+        let payload = rig.seal_raw(&link, &secret, &from, plain);
+        let out = rig.desktop.handle(
+            &link.pairing_ref.topic(),
+            &payload,
+            T0 + 1_100,
+            &mut rig.rng,
+        );
+        let [DesktopEvent::OfferRefused(reason)] = &events(&out)[..] else {
+            panic!("{story}: {out:?}")
+        };
+        assert!(expected(reason), "{story}: {reason:?}");
+        assert!(
+            matches!(rig.desktop.state, DesktopState::Waiting),
+            "{story}"
+        );
+    }
+    // And the phone refuses to offer a bad URL in the first place.
+    let mut contents = rig.contents();
+    contents.bridge_url = "ws://".into();
+    let error = PhonePairing::start_bridge(
+        link,
+        &rig.alice.key,
+        &rig.alice.phone,
+        &rig.alice.list,
+        contents,
+        T0 + 1_000,
+        &mut rig.rng,
+    )
+    .unwrap_err();
+    assert_eq!(
+        error,
+        PairingError::Local("the bridge URL has no host".into())
+    );
+}
+
+#[test]
+fn the_phone_authorises_only_the_bridge_key_of_the_code_it_scanned() {
+    let mut rig = BridgeRig::new(69);
+    let link = rig.codes[0].clone();
+    let (mut phone, _) = rig.scan_link(link.clone(), T0 + 1_000).unwrap();
+    let offer_id = phone.bridge_offer().unwrap().offer_id;
+    let body = postcard::to_allocvec(&BridgeAnswer {
+        offer_id,
+        bridge_key: rig.phone_bridge,
+    })
+    .unwrap();
+    let sealed = oneshot::seal(
+        rig.desktop.keys(),
+        &rig.alice.phone.public_keys().x25519,
+        &info(ANSWER_INFO, &link.pairing_ref),
+        &link.pairing_ref.0,
+        &body,
+        &mut rig.rng,
+    )
+    .unwrap();
+    let payload = Wire::Answer { sealed }.encode().unwrap();
+    let out = phone.handle(
+        &link.pairing_ref.topic(),
+        &payload,
+        &rig.alice.key,
+        &rig.alice.phone,
+        T0 + 1_100,
+        &mut rig.rng,
+    );
+    let reason = RejectReason::BadAnswer("the bridge key is not the one in the QR code".into());
+    assert_eq!(
+        events(&out),
+        vec![PhoneEvent::Failed(PairingError::RefusedReply {
+            from: "desktop",
+            reason: reason.clone()
+        })]
+    );
+    let (_, reject) = only_publish(&out);
+    assert_eq!(
+        reject_reason(&reject, rig.desktop.keys(), &link.pairing_ref),
+        reason
+    );
+}
+
+#[test]
+fn a_confirmation_for_another_key_is_refused_by_the_desktop() {
+    let mut rig = BridgeRig::new(70);
+    let link = rig.codes[0].clone();
+    let (phone, offer) = rig.scan_link(link.clone(), T0 + 1_000).unwrap();
+    let answer = rig.deliver_desktop(&offer, T0 + 1_100);
+    assert!(matches!(
+        events(&answer)[..],
+        [DesktopEvent::BridgeAnswered { .. }]
+    ));
+    let body = postcard::to_allocvec(&BridgeDone {
+        offer_id: phone.bridge_offer().unwrap().offer_id,
+        bridge_key: rig.phone_bridge,
+    })
+    .unwrap();
+    let sealed = oneshot::seal(
+        &rig.alice.phone,
+        link.keys.dh(),
+        &info(DONE_INFO, &link.pairing_ref),
+        &link.pairing_ref.0,
+        &body,
+        &mut rig.rng,
+    )
+    .unwrap();
+    let payload = Wire::Done { sealed }.encode().unwrap();
+    let out = rig.desktop.handle(
+        &link.pairing_ref.topic(),
+        &payload,
+        T0 + 1_200,
+        &mut rig.rng,
+    );
+    assert!(matches!(
+        events(&out)[..],
+        [DesktopEvent::Failed(PairingError::RefusedReply {
+            from: "phone",
+            reason: RejectReason::BadAnswer(_)
+        })]
+    ));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Random bytes never panic the bridge decoders: a typed error or a value.
+    #[test]
+    fn random_bytes_never_panic_the_bridge_decoders(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+        let _ = strict::<BridgeOffer>(&bytes);
+        let _ = strict::<BridgeAnswer>(&bytes);
+        let _ = strict::<BridgeDone>(&bytes);
+    }
+
+    /// A genuine bridge offer with bytes flipped, cut or added, then sealed and authenticated
+    /// properly (so it reaches the decoder): the desktop refuses it with a reason or, when the
+    /// edit left a valid offer, answers it; it never panics and never links on its own.
+    #[test]
+    fn mutated_bridge_offers_are_refused_or_answered_never_a_panic(
+        seed in 100u8..140,
+        flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..4),
+        cut in proptest::option::of(any::<usize>()),
+        extra in proptest::collection::vec(any::<u8>(), 0..3),
+    ) {
+        let mut rig = BridgeRig::new(seed);
+        let link = rig.codes[0].clone();
+        let (phone, _) = rig.scan_link(link.clone(), T0 + 1_000).unwrap();
+        let mut plain = postcard::to_allocvec(phone.bridge_offer().unwrap()).unwrap();
+        for (at, xor) in flips {
+            let n = plain.len();
+            if let Some(b) = plain.get_mut(at % n) {
+                *b ^= xor;
+            }
+        }
+        if let Some(cut) = cut {
+            plain.truncate(cut % (plain.len() + 1));
+        }
+        plain.extend_from_slice(&extra);
+        let secret = link.secret.clone();
+        let keys = rig.alice.phone.clone_keys();
+        let payload = rig.seal_raw(&link, &secret, &keys, plain);
+        let out = rig.desktop.handle(&link.pairing_ref.topic(), &payload, T0 + 1_100, &mut rig.rng);
+        let seen = events(&out);
+        prop_assert_eq!(seen.len(), 1);
+        prop_assert!(matches!(
+            seen[0],
+            DesktopEvent::OfferRefused(_) | DesktopEvent::BridgeAnswered { .. }
+        ), "{:?}", seen);
     }
 }

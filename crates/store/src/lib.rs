@@ -34,8 +34,8 @@ pub use queries::PREVIEW_CHARS;
 pub use secret::{SecretBytes, StoreKey};
 pub use store::{DB_FILE, Store, schema_version};
 pub use types::{
-    Account, ChatId, ChatKind, ChatSummary, Contact, Counts, Cursor, Device, Member, Message,
-    MessageId, MessageKey, MessageKind, MessageStatus, NewChat, NewMessage, NewOutboxItem,
+    Account, BridgeDesktop, ChatId, ChatKind, ChatSummary, Contact, Counts, Cursor, Device, Member,
+    Message, MessageId, MessageKey, MessageKind, MessageStatus, NewChat, NewMessage, NewOutboxItem,
     OutboxId, OutboxItem, Preview, SearchHit, Sender, StoredDeviceList, SyncPhase, SyncRole,
     SyncState,
 };
@@ -68,4 +68,14 @@ pub mod identity {
     /// On the primary: the account's broker secret, from which every device's broker
     /// password is derived.
     pub const BROKER_SECRET: &str = "broker_secret";
+    /// This device's bridge secret key (X25519, 32 bytes; the Noise static key of the bridge):
+    /// the phone's endpoint key, or a bridge-mode desktop's own key.
+    pub const BRIDGE_SECRET: &str = "bridge_secret";
+    /// On the phone: the bridge URL desktops dial (`ws://host:port`). On a bridge-mode
+    /// desktop: the phone's bridge URL.
+    pub const BRIDGE_URL: &str = "bridge_url";
+    /// On a bridge-mode desktop: the phone's bridge public key (32 bytes).
+    pub const BRIDGE_PHONE_KEY: &str = "bridge_phone_key";
+    /// On a bridge-mode desktop (which holds no certificate): the account's public key.
+    pub const ACCOUNT_PUBLIC_KEY: &str = "account_public_key";
 }

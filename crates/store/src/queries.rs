@@ -6,8 +6,8 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use crate::error::{Result, SqlContext};
 use crate::secret::SecretBytes;
 use crate::types::{
-    Account, ChatId, ChatSummary, Contact, Cursor, Device, Member, Message, MessageId, Preview,
-    Sender, StoredDeviceList, SyncState,
+    Account, BridgeDesktop, ChatId, ChatSummary, Contact, Cursor, Device, Member, Message,
+    MessageId, Preview, Sender, StoredDeviceList, SyncState,
 };
 
 /// Characters of the last message kept in a chat-list preview.
@@ -213,6 +213,27 @@ pub(crate) fn contacts(conn: &Connection) -> Result<Vec<Contact>> {
         .ctx("listing contacts")?;
     rows.collect::<rusqlite::Result<_>>()
         .ctx("listing contacts")
+}
+
+pub(crate) fn bridge_desktops(conn: &Connection) -> Result<Vec<BridgeDesktop>> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT public_key, name, platform, linked_at FROM bridge_desktops \
+             ORDER BY linked_at, public_key",
+        )
+        .ctx("listing bridge desktops")?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok(BridgeDesktop {
+                public_key: r.get(0)?,
+                name: r.get(1)?,
+                platform: r.get(2)?,
+                linked_at: r.get(3)?,
+            })
+        })
+        .ctx("listing bridge desktops")?;
+    rows.collect::<rusqlite::Result<_>>()
+        .ctx("listing bridge desktops")
 }
 
 pub(crate) fn devices(conn: &Connection, account: &[u8]) -> Result<Vec<Device>> {

@@ -16,8 +16,8 @@ use crate::queries::{self, MESSAGE_COLUMN_COUNT, MESSAGE_COLUMNS};
 use crate::search;
 use crate::secret::{SecretBytes, SecretString, StoreKey};
 use crate::types::{
-    Account, ChatId, ChatSummary, Contact, Counts, Cursor, Device, Member, Message, MessageId,
-    MessageKey, OutboxId, OutboxItem, SearchHit, StoredDeviceList, SyncState,
+    Account, BridgeDesktop, ChatId, ChatSummary, Contact, Counts, Cursor, Device, Member, Message,
+    MessageId, MessageKey, OutboxId, OutboxItem, SearchHit, StoredDeviceList, SyncState,
 };
 use crate::writer::{DurableWriter, Writer};
 
@@ -28,6 +28,7 @@ pub const DB_FILE: &str = "tandem.db";
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_init.sql"),
     include_str!("../migrations/0002_messaging.sql"),
+    include_str!("../migrations/0003_bridge.sql"),
 ];
 
 /// How long a connection waits for a lock held by another before failing.
@@ -436,6 +437,14 @@ impl Store {
     /// On a database failure.
     pub fn contacts(&self) -> Result<Vec<Contact>> {
         self.read(queries::contacts)
+    }
+
+    /// The desktops authorised on this phone's bridge, oldest link first.
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub fn bridge_desktops(&self) -> Result<Vec<BridgeDesktop>> {
+        self.read(queries::bridge_desktops)
     }
 
     /// Merges the search index's segments into one (run after a large import: later searches

@@ -773,6 +773,73 @@ fn durable_writes_commit_under_synchronous_full_and_normal_writes_do_not() {
 }
 
 #[test]
+fn bridge_desktops_are_authorised_listed_renamed_and_revoked() {
+    let f = Fixture::new();
+    let office = BridgeDesktop {
+        public_key: vec![1; 32],
+        name: "Office".into(),
+        platform: "linux".into(),
+        linked_at: 20,
+    };
+    let home = BridgeDesktop {
+        public_key: vec![2; 32],
+        name: "Home".into(),
+        platform: "windows".into(),
+        linked_at: 10,
+    };
+    assert_eq!(f.store.bridge_desktops().unwrap(), vec![]);
+    f.store
+        .write_durable(|w| {
+            w.put_bridge_desktop(&office)?;
+            w.put_bridge_desktop(&home)
+        })
+        .unwrap();
+    assert_eq!(
+        f.store.bridge_desktops().unwrap(),
+        vec![home.clone(), office.clone()],
+        "oldest link first"
+    );
+    // The same key linked again replaces its row.
+    let renamed = BridgeDesktop {
+        name: "Office (new)".into(),
+        linked_at: 30,
+        ..office.clone()
+    };
+    f.store
+        .write_durable(|w| w.put_bridge_desktop(&renamed))
+        .unwrap();
+    assert_eq!(
+        f.store.bridge_desktops().unwrap(),
+        vec![home.clone(), renamed]
+    );
+    // Revoking deletes the key; revoking an unknown key says so.
+    assert!(
+        f.store
+            .write_durable(|w| w.delete_bridge_desktop(&[1; 32]))
+            .unwrap()
+    );
+    assert!(
+        !f.store
+            .write_durable(|w| w.delete_bridge_desktop(&[1; 32]))
+            .unwrap()
+    );
+    assert_eq!(f.store.bridge_desktops().unwrap(), vec![home]);
+    // A key that is not 32 bytes never gets in.
+    let short = BridgeDesktop {
+        public_key: vec![3; 31],
+        name: "Short".into(),
+        platform: "linux".into(),
+        linked_at: 1,
+    };
+    assert!(
+        f.store
+            .write_durable(|w| w.put_bridge_desktop(&short))
+            .is_err()
+    );
+    assert_eq!(f.store.bridge_desktops().unwrap().len(), 1);
+}
+
+#[test]
 fn identity_sessions_devices_and_device_lists_round_trip() {
     let f = Fixture::new();
     let account = Account {

@@ -618,6 +618,19 @@ pub struct Contact {
     pub added_at: i64,
 }
 
+/// A desktop authorised on the phone's bridge (not a device of the account).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BridgeDesktop {
+    /// Its bridge public key (X25519, 32 bytes).
+    pub public_key: Vec<u8>,
+    /// Its name.
+    pub name: String,
+    /// Its platform.
+    pub platform: String,
+    /// When it was linked (ms).
+    pub linked_at: i64,
+}
+
 /// A device of an account, as certified by the account key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Device {

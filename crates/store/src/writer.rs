@@ -14,8 +14,8 @@ use crate::queries;
 use crate::rowid;
 use crate::secret::SecretBytes;
 use crate::types::{
-    Account, ChatId, Contact, Device, Message, MessageId, MessageStatus, NewChat, NewMessage,
-    NewOutboxItem, OutboxId, SyncState,
+    Account, BridgeDesktop, ChatId, Contact, Device, Message, MessageId, MessageStatus, NewChat,
+    NewMessage, NewOutboxItem, OutboxId, SyncState,
 };
 
 const INSERT_MESSAGE: &str = "INSERT INTO messages \
@@ -515,6 +515,42 @@ impl DurableWriter<'_> {
             .execute(params![name, value])
             .ctx("saving the identity")?;
         Ok(())
+    }
+
+    /// Authorises a desktop on the phone's bridge (replacing the row of the same key).
+    ///
+    /// # Errors
+    /// On a database failure, or a key that is not 32 bytes.
+    pub fn put_bridge_desktop(&mut self, desktop: &BridgeDesktop) -> Result<()> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO bridge_desktops (public_key, name, platform, linked_at) \
+                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT (public_key) DO UPDATE SET \
+                 name = excluded.name, platform = excluded.platform, linked_at = excluded.linked_at",
+            )
+            .ctx("authorising a bridge desktop")?
+            .execute(params![
+                desktop.public_key,
+                desktop.name,
+                desktop.platform,
+                desktop.linked_at
+            ])
+            .ctx("authorising a bridge desktop")?;
+        Ok(())
+    }
+
+    /// Revokes a bridge desktop's key. Returns false when it was not authorised.
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub fn delete_bridge_desktop(&mut self, public_key: &[u8]) -> Result<bool> {
+        let n = self
+            .conn
+            .prepare_cached("DELETE FROM bridge_desktops WHERE public_key = ?1")
+            .ctx("revoking a bridge desktop")?
+            .execute([public_key])
+            .ctx("revoking a bridge desktop")?;
+        Ok(n > 0)
     }
 
     /// Removes one value of the identity. Returns false when it was not set.

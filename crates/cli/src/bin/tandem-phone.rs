@@ -31,6 +31,10 @@ enum Command {
         broker: Option<String>,
         #[command(flatten)]
         access: BrokerAccessArgs,
+        /// The address bridge-mode desktops dial, e.g. ws://192.168.1.20:7070 (stored; bridge
+        /// links carry it).
+        #[arg(long, value_name = "URL")]
+        bridge_url: Option<String>,
     },
     /// Set how this account's devices reach the broker (see docs/broker): its URL, the CA of
     /// an mqtts:// broker, whether devices log in with their own passwords.
@@ -83,6 +87,10 @@ enum Command {
         /// The broker (default: the one of the last link).
         #[arg(long)]
         broker: Option<String>,
+        /// Store the address bridge-mode desktops dial, e.g. ws://192.168.1.20:7070 (bridge
+        /// links carry it).
+        #[arg(long, value_name = "URL")]
+        bridge_url: Option<String>,
     },
     /// List the account's devices.
     Devices,
@@ -146,10 +154,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             name,
             broker,
             access,
+            bridge_url,
         } => {
             let created = engine.init_primary(&name, broker.as_deref())?;
             if access.given() {
                 access.apply(&engine, None)?;
+            }
+            if let Some(url) = &bridge_url {
+                set_bridge_url(&engine, url)?;
             }
             if json {
                 output::json(&created)?;
@@ -215,7 +227,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Scan(args) => devices::scan(&engine, &args, json)?,
-        Command::Run { broker } => messaging::run(&engine, broker.as_deref(), json)?,
+        Command::Run { broker, bridge_url } => {
+            if let Some(url) = &bridge_url {
+                set_bridge_url(&engine, url)?;
+            }
+            messaging::run(&engine, broker.as_deref(), json)?;
+        }
         Command::Messaging(cmd) => {
             drop(engine);
             messaging::run_messaging(&cli.global.home(Role::Phone)?, &cmd, json)?;
@@ -227,4 +244,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Read(read) => run_read(&engine, &read, json)?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Stores the bridge URL and says so on stderr (stdout stays the command's own output).
+fn set_bridge_url(engine: &Engine, url: &str) -> anyhow::Result<()> {
+    let key = engine.set_bridge_url(url)?;
+    eprintln!("Bridge desktops will dial {url} (this phone's bridge key: {key}).");
+    Ok(())
 }
