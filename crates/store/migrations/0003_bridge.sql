@@ -11,3 +11,26 @@ CREATE TABLE bridge_desktops (
     platform   TEXT    NOT NULL,
     linked_at  INTEGER NOT NULL
 ) STRICT;
+
+-- On the phone: the bridge's one event log (docs/bridge.md section 7). Every logged event
+-- gets the next sequence number, never reused (AUTOINCREMENT: not even after the newest rows
+-- are pruned). `body` is postcard(EventBody).
+CREATE TABLE bridge_events (
+    seq     INTEGER PRIMARY KEY AUTOINCREMENT,
+    body    BLOB    NOT NULL,
+    at      INTEGER NOT NULL
+) STRICT;
+
+-- On the phone: the highest event each desktop acknowledged (stored durably on its side).
+CREATE TABLE bridge_acks (
+    public_key BLOB    PRIMARY KEY CHECK (length(public_key) = 32),
+    up_to      INTEGER NOT NULL
+) STRICT;
+
+-- On a bridge-mode desktop: what was sent while the phone was away (or not yet answered),
+-- in the order written. The message itself is in `messages` (status "sending"); a row leaves
+-- when the phone answers with the message as it stored it.
+CREATE TABLE bridge_outbox (
+    message_id BLOB    PRIMARY KEY CHECK (length(message_id) = 16),
+    queued_at  INTEGER NOT NULL
+) STRICT;

@@ -236,6 +236,77 @@ pub(crate) fn bridge_desktops(conn: &Connection) -> Result<Vec<BridgeDesktop>> {
         .ctx("listing bridge desktops")
 }
 
+/// The last bridge sequence number given out (0 before the first): the log's newest row,
+/// or, when pruning emptied the log, the AUTOINCREMENT counter.
+pub(crate) fn bridge_head(conn: &Connection) -> Result<u64> {
+    let newest: Option<i64> = conn
+        .query_row("SELECT max(seq) FROM bridge_events", [], |r| r.get(0))
+        .ctx("reading the bridge event log")?;
+    let counter: Option<i64> = conn
+        .query_row(
+            "SELECT seq FROM sqlite_sequence WHERE name = 'bridge_events'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()
+        .ctx("reading the bridge event log")?;
+    let head = newest.unwrap_or(0).max(counter.unwrap_or(0));
+    Ok(u64::try_from(head).unwrap_or(0))
+}
+
+/// The oldest bridge event kept, if any.
+pub(crate) fn bridge_first_kept(conn: &Connection) -> Result<Option<u64>> {
+    let oldest: Option<i64> = conn
+        .query_row("SELECT min(seq) FROM bridge_events", [], |r| r.get(0))
+        .ctx("reading the bridge event log")?;
+    Ok(oldest.and_then(|s| u64::try_from(s).ok()))
+}
+
+/// Up to `max` bridge events with `seq > after`, in order: `(seq, body)`.
+pub(crate) fn bridge_events_after(
+    conn: &Connection,
+    after: u64,
+    max: usize,
+) -> Result<Vec<(u64, Vec<u8>)>> {
+    let after = i64::try_from(after).unwrap_or(i64::MAX);
+    let max = i64::try_from(max).unwrap_or(i64::MAX);
+    let mut stmt = conn
+        .prepare_cached("SELECT seq, body FROM bridge_events WHERE seq > ?1 ORDER BY seq LIMIT ?2")
+        .ctx("reading the bridge event log")?;
+    let rows = stmt
+        .query_map(params![after, max], |r| {
+            Ok((u64::try_from(r.get::<_, i64>(0)?).unwrap_or(0), r.get(1)?))
+        })
+        .ctx("reading the bridge event log")?;
+    rows.collect::<rusqlite::Result<_>>()
+        .ctx("reading the bridge event log")
+}
+
+/// The highest bridge event desktop `public_key` acknowledged (0 for none).
+pub(crate) fn bridge_acked(conn: &Connection, public_key: &[u8]) -> Result<u64> {
+    let up_to: Option<i64> = conn
+        .query_row(
+            "SELECT up_to FROM bridge_acks WHERE public_key = ?1",
+            [public_key],
+            |r| r.get(0),
+        )
+        .optional()
+        .ctx("reading bridge acknowledgements")?;
+    Ok(up_to.and_then(|u| u64::try_from(u).ok()).unwrap_or(0))
+}
+
+/// The messages queued for the phone on a bridge-mode desktop, oldest first.
+pub(crate) fn bridge_outbox(conn: &Connection) -> Result<Vec<MessageId>> {
+    let mut stmt = conn
+        .prepare_cached("SELECT message_id FROM bridge_outbox ORDER BY queued_at, rowid")
+        .ctx("reading the bridge outbox")?;
+    let rows = stmt
+        .query_map([], |r| r.get::<_, MessageId>(0))
+        .ctx("reading the bridge outbox")?;
+    rows.collect::<rusqlite::Result<_>>()
+        .ctx("reading the bridge outbox")
+}
+
 pub(crate) fn devices(conn: &Connection, account: &[u8]) -> Result<Vec<Device>> {
     let mut stmt = conn
         .prepare_cached(

@@ -447,6 +447,46 @@ impl Store {
         self.read(queries::bridge_desktops)
     }
 
+    /// The phone's bridge event log: the last sequence number given out (0 before the first).
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub fn bridge_head(&self) -> Result<u64> {
+        self.read(queries::bridge_head)
+    }
+
+    /// The oldest bridge event kept, if any.
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub fn bridge_first_kept(&self) -> Result<Option<u64>> {
+        self.read(queries::bridge_first_kept)
+    }
+
+    /// Up to `max` bridge events after `after`, in order: `(seq, encoded body)`.
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub fn bridge_events_after(&self, after: u64, max: usize) -> Result<Vec<(u64, Vec<u8>)>> {
+        self.read(|c| queries::bridge_events_after(c, after, max))
+    }
+
+    /// The highest bridge event desktop `public_key` acknowledged (0 for none).
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub fn bridge_acked(&self, public_key: &[u8]) -> Result<u64> {
+        self.read(|c| queries::bridge_acked(c, public_key))
+    }
+
+    /// On a bridge-mode desktop: the messages waiting for the phone, oldest first.
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub fn bridge_outbox(&self) -> Result<Vec<MessageId>> {
+        self.read(queries::bridge_outbox)
+    }
+
     /// Merges the search index's segments into one (run after a large import: later searches
     /// touch fewer pages). Takes a while on a large store.
     ///

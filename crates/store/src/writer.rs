@@ -553,6 +553,85 @@ impl DurableWriter<'_> {
         Ok(n > 0)
     }
 
+    /// Appends one event to the phone's bridge log (`body`: the encoded event) and returns its
+    /// sequence number: one above every number given out before, even pruned ones.
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub fn append_bridge_event(&mut self, body: &[u8], at: i64) -> Result<u64> {
+        self.conn
+            .prepare_cached("INSERT INTO bridge_events (body, at) VALUES (?1, ?2)")
+            .ctx("logging a bridge event")?
+            .execute(params![body, at])
+            .ctx("logging a bridge event")?;
+        Ok(u64::try_from(self.conn.last_insert_rowid()).unwrap_or(0))
+    }
+
+    /// Records that desktop `public_key` stored the bridge events up to `up_to` (a lower
+    /// number than recorded changes nothing).
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub fn record_bridge_ack(&mut self, public_key: &[u8], up_to: u64) -> Result<()> {
+        let up_to = i64::try_from(up_to).unwrap_or(i64::MAX);
+        self.conn
+            .prepare_cached(
+                "INSERT INTO bridge_acks (public_key, up_to) VALUES (?1, ?2) \
+                 ON CONFLICT (public_key) DO UPDATE SET up_to = max(up_to, excluded.up_to)",
+            )
+            .ctx("recording a bridge acknowledgement")?
+            .execute(params![public_key, up_to])
+            .ctx("recording a bridge acknowledgement")?;
+        Ok(())
+    }
+
+    /// Drops every bridge event with `seq <= through`; returns how many.
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub fn drop_bridge_events_through(&mut self, through: u64) -> Result<u64> {
+        let through = i64::try_from(through).unwrap_or(i64::MAX);
+        let n = self
+            .conn
+            .prepare_cached("DELETE FROM bridge_events WHERE seq <= ?1")
+            .ctx("pruning the bridge event log")?
+            .execute([through])
+            .ctx("pruning the bridge event log")?;
+        Ok(n as u64)
+    }
+
+    /// On a bridge-mode desktop: queues message `id` (already written, "sending") for the
+    /// phone.
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub fn queue_bridge_send(&mut self, id: MessageId, at: i64) -> Result<()> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO bridge_outbox (message_id, queued_at) VALUES (?1, ?2) \
+                 ON CONFLICT (message_id) DO NOTHING",
+            )
+            .ctx("queueing a message for the phone")?
+            .execute(params![id, at])
+            .ctx("queueing a message for the phone")?;
+        Ok(())
+    }
+
+    /// On a bridge-mode desktop: message `id` reached the phone. Returns false when it was
+    /// not queued.
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub fn bridge_send_done(&mut self, id: MessageId) -> Result<bool> {
+        let n = self
+            .conn
+            .prepare_cached("DELETE FROM bridge_outbox WHERE message_id = ?1")
+            .ctx("settling a message sent through the phone")?
+            .execute([id])
+            .ctx("settling a message sent through the phone")?;
+        Ok(n > 0)
+    }
+
     /// Removes one value of the identity. Returns false when it was not set.
     ///
     /// # Errors
