@@ -99,6 +99,7 @@ pub async fn send(
             text,
             reply,
             wait: false,
+            id: None,
         })
         .await
 }

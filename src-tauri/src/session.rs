@@ -277,6 +277,7 @@ mod tests {
                     text: "hi".into(),
                     reply: None,
                     wait: false,
+                    id: None,
                 },
             )
             .await

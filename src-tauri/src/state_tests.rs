@@ -133,6 +133,7 @@ async fn without_a_session_a_sent_message_is_stored_pending_and_shown_at_once() 
             text: "See you at eight".into(),
             reply: None,
             wait: false,
+            id: None,
         })
         .await
         .unwrap();

@@ -99,6 +99,7 @@ fn send_request(chat: &str, text: String) -> Request {
         text,
         reply: None,
         wait: false,
+        id: None,
     }
 }
 

@@ -438,6 +438,7 @@ impl Messenger<'_> {
             text,
             reply: None,
             wait: false,
+            id: None,
         };
         let t0 = Instant::now();
         let reply = self

@@ -253,6 +253,9 @@ impl Reporter {
                 devices,
             } => eprintln!("{account}: device list version {version}, {devices} devices"),
             Event::Contact { account, name } => eprintln!("New contact {name} ({account})"),
+            Event::BridgeListening { address } => {
+                eprintln!("Bridge desktops can connect on {address}.");
+            }
             Event::Group {
                 name,
                 members,

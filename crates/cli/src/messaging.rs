@@ -120,6 +120,7 @@ fn request_of(cmd: &Messaging) -> Option<Request> {
             text: text.clone(),
             reply: reply.clone(),
             wait: *wait,
+            id: None,
         },
         Messaging::React { message, emoji } => Request::React {
             message: message.clone(),
@@ -249,6 +250,36 @@ fn print_value(value: &serde_json::Value, json: bool) -> anyhow::Result<()> {
         )),
         _ => output::line(&value.to_string()),
     }
+}
+
+/// `tandem-phone run --bridge-listen ADDR`: [`run`] with the bridge server for bridge-mode
+/// desktops on `listen`. When the phone has no bridge URL yet (and `bridge_url` gives none), the
+/// address bound becomes it (`ws://ADDR`).
+///
+/// # Errors
+/// As [`run`]; an address that cannot be bound.
+pub fn run_bridged(
+    engine: &Engine,
+    broker: Option<&str>,
+    listen: std::net::SocketAddr,
+    json: bool,
+) -> anyhow::Result<()> {
+    let mut reporter = Reporter::new(json);
+    let mut on = |e: &Event| reporter.on(e);
+    let outcome = runtime()?.block_on(async {
+        let stop = StopSignal::install()?;
+        let listener = tandem_engine::BridgeListener::bind(listen).await?;
+        if engine.bridge_endpoint()?.is_none() {
+            let url = format!("ws://{}", listener.local_addr()?);
+            let key = engine.set_bridge_url(&url)?;
+            eprintln!("Bridge desktops will dial {url} (this phone's bridge key: {key}).");
+        }
+        tokio::select! {
+            result = engine.run_bridged(broker, listener, &mut on) => result.map_err(anyhow::Error::from),
+            _ = stop.recv() => Ok(()),
+        }
+    });
+    reporter.finish(outcome)
 }
 
 /// `run`: stays connected until a stop signal, printing events (exit 0 on the signal).

@@ -36,6 +36,10 @@ pub enum Request {
         reply: Option<String>,
         /// Answer only once sent.
         wait: bool,
+        /// The id the message must have (a bridge desktop chose it): a message already stored
+        /// under it is answered as it is, nothing is sent twice.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<String>,
     },
     /// [`Engine::react`].
     React {

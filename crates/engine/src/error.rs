@@ -135,6 +135,9 @@ pub enum Error {
     /// The system's random number generator failed.
     #[error("the system random number generator failed: {0}")]
     Random(String),
+    /// The bridge protocol refused something (bridge mode, `docs/bridge.md`).
+    #[error("bridge: {0}")]
+    Bridge(#[from] tandem_bridge::Error),
 }
 
 impl Error {
@@ -166,6 +169,7 @@ impl Error {
             Self::Broker { .. } => "broker",
             Self::PhoneOffline { .. } => "phone_offline",
             Self::SessionRunning { .. } => "session_running",
+            Self::Bridge(_) => "bridge",
             Self::Skip => "internal",
         }
     }

@@ -6,6 +6,7 @@
 //! Front ends parse arguments and print; everything they show comes from here.
 
 mod account;
+mod bridge_server;
 mod contacts;
 mod control;
 mod desktop;
@@ -31,6 +32,7 @@ pub use tandem_store::KeychainUse;
 use tandem_store::{KeySource, Store};
 
 pub use account::AccountCreated;
+pub use bridge_server::BridgeListener;
 pub use contacts::ContactView;
 pub use control::{
     Publication, Reply, Request, SOCKET_FILE, SessionHandle, SessionRequests, session_channel,

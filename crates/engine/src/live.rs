@@ -194,14 +194,18 @@ impl Messenger {
                     text,
                     reply,
                     wait,
+                    id: chosen,
                 } => {
-                    let view = engine.send(chat, text, reply.as_deref())?;
+                    let (view, new) =
+                        engine.send_as(chat, text, reply.as_deref(), chosen.as_deref())?;
                     if *wait {
                         wait_for = Uuid::parse_str(&view.id).ok().map(MessageId);
                     }
-                    on(&Event::Message {
-                        message: view.clone(),
-                    });
+                    if new {
+                        on(&Event::Message {
+                            message: view.clone(),
+                        });
+                    }
                     to_value(&view)
                 }
                 Request::React { message, emoji } => to_value(&engine.react(message, emoji)?),

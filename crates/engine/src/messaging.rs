@@ -157,6 +157,7 @@ impl Engine {
     fn compose(
         &self,
         chat: &ChatSummary,
+        wire: Option<WireId>,
         body_of: impl FnOnce(ChatRef) -> Body,
         row: impl FnOnce(&Identity, MessageId, i64) -> Option<NewMessage>,
     ) -> Result<(MessageId, Identity)> {
@@ -166,7 +167,10 @@ impl Engine {
         body.validate()?;
         let accounts = recipients(self.store(), &id, chat)?;
         let now = now_ms();
-        let wire = WireId::new_v7(now, &mut rng()?)?;
+        let wire = match wire {
+            Some(wire) => wire,
+            None => WireId::new_v7(now, &mut rng()?)?,
+        };
         let message_id = store_id(wire);
         self.store().write(|w| -> Result<()> {
             if let Some(message) = row(&id, message_id, now) {
@@ -188,6 +192,33 @@ impl Engine {
     /// [`Error::BadInput`] for empty or too long text or a chat without a Tandem contact;
     /// [`Error::MessageNotFound`] for an unknown quoted message.
     pub fn send(&self, chat: &str, text: &str, reply: Option<&str>) -> Result<MessageView> {
+        self.send_as(chat, text, reply, None).map(|(view, _)| view)
+    }
+
+    /// [`Engine::send`] under the id `id` when given (a bridge desktop chose it; it must be a
+    /// time-ordered message id): a message already stored under that id is answered as it is
+    /// and nothing is sent again. Returns the message and whether it is new.
+    ///
+    /// # Errors
+    /// As [`Engine::send`]; [`Error::BadInput`] for an id that is not a message id.
+    pub(crate) fn send_as(
+        &self,
+        chat: &str,
+        text: &str,
+        reply: Option<&str>,
+        id: Option<&str>,
+    ) -> Result<(MessageView, bool)> {
+        let wire = match id {
+            Some(text_id) => {
+                let uuid = Uuid::parse_str(text_id.trim())
+                    .map_err(|_| Error::BadInput(format!("{text_id} is not a message id")))?;
+                if self.store().message(MessageId(uuid))?.is_some() {
+                    return Ok((self.message_view(MessageId(uuid))?, false));
+                }
+                Some(WireId::from_bytes(*uuid.as_bytes())?)
+            }
+            None => None,
+        };
         if text.trim().is_empty() {
             return Err(Error::BadInput("a message needs some text".into()));
         }
@@ -208,6 +239,7 @@ impl Engine {
         let quoted_wire = quoted.map(wire_id).transpose()?;
         let (message_id, _) = self.compose(
             &summary,
+            wire,
             |chat| match quoted_wire {
                 Some(quoted) => Body::Reply {
                     chat,
@@ -238,7 +270,7 @@ impl Engine {
                 })
             },
         )?;
-        self.message_view(message_id)
+        Ok((self.message_view(message_id)?, true))
     }
 
     /// Reacts to a message with `emoji` (an empty emoji removes this account's reaction).
@@ -252,6 +284,7 @@ impl Engine {
         let target_wire = wire_id(target.id)?;
         let (_, id) = self.compose(
             &summary,
+            None,
             |chat| Body::Reaction {
                 chat,
                 target: target_wire,
@@ -280,6 +313,7 @@ impl Engine {
         let target_wire = wire_id(target.id)?;
         self.compose(
             &summary,
+            None,
             |chat| Body::Edit {
                 chat,
                 target: target_wire,
@@ -303,6 +337,7 @@ impl Engine {
         let target_wire = wire_id(target.id)?;
         self.compose(
             &summary,
+            None,
             |chat| Body::Delete {
                 chat,
                 target: target_wire,

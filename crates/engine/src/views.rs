@@ -320,6 +320,11 @@ pub enum Event {
         /// Typing or stopped.
         on: bool,
     },
+    /// Phone: the bridge server listens here (bridge-mode desktops dial it).
+    BridgeListening {
+        /// The bound address (`host:port`).
+        address: String,
+    },
     /// A contact's device went online or offline.
     Presence {
         /// The device id.

@@ -95,6 +95,7 @@ impl Running {
             text: text.into(),
             reply: None,
             wait: true,
+            id: None,
         });
         (
             value["id"].as_str().unwrap().to_owned(),
@@ -333,6 +334,7 @@ fn replies_reactions_edits_and_deletes_look_the_same_on_every_device() {
             text: "Yes!".into(),
             reply: Some(question.clone()),
             wait: true,
+            id: None,
         },
     );
     bob.wait_for("the answer", is_message("Yes!"));

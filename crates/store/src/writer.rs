@@ -499,59 +499,6 @@ impl Writer<'_> {
     pub fn sync_state(&self, sync_id: &[u8]) -> Result<Option<SyncState>> {
         queries::sync_state(self.conn, sync_id)
     }
-}
-
-impl DurableWriter<'_> {
-    /// Sets one value of this device's identity (account key, device keys, role, mode, broker...).
-    ///
-    /// # Errors
-    /// On a database failure.
-    pub fn put_identity(&mut self, name: &str, value: &[u8]) -> Result<()> {
-        self.conn
-            .prepare_cached(
-                "INSERT INTO identity (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-            )
-            .ctx("saving the identity")?
-            .execute(params![name, value])
-            .ctx("saving the identity")?;
-        Ok(())
-    }
-
-    /// Authorises a desktop on the phone's bridge (replacing the row of the same key).
-    ///
-    /// # Errors
-    /// On a database failure, or a key that is not 32 bytes.
-    pub fn put_bridge_desktop(&mut self, desktop: &BridgeDesktop) -> Result<()> {
-        self.conn
-            .prepare_cached(
-                "INSERT INTO bridge_desktops (public_key, name, platform, linked_at) \
-                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT (public_key) DO UPDATE SET \
-                 name = excluded.name, platform = excluded.platform, linked_at = excluded.linked_at",
-            )
-            .ctx("authorising a bridge desktop")?
-            .execute(params![
-                desktop.public_key,
-                desktop.name,
-                desktop.platform,
-                desktop.linked_at
-            ])
-            .ctx("authorising a bridge desktop")?;
-        Ok(())
-    }
-
-    /// Revokes a bridge desktop's key. Returns false when it was not authorised.
-    ///
-    /// # Errors
-    /// On a database failure.
-    pub fn delete_bridge_desktop(&mut self, public_key: &[u8]) -> Result<bool> {
-        let n = self
-            .conn
-            .prepare_cached("DELETE FROM bridge_desktops WHERE public_key = ?1")
-            .ctx("revoking a bridge desktop")?
-            .execute([public_key])
-            .ctx("revoking a bridge desktop")?;
-        Ok(n > 0)
-    }
 
     /// Appends one event to the phone's bridge log (`body`: the encoded event) and returns its
     /// sequence number: one above every number given out before, even pruned ones.
@@ -629,6 +576,59 @@ impl DurableWriter<'_> {
             .ctx("settling a message sent through the phone")?
             .execute([id])
             .ctx("settling a message sent through the phone")?;
+        Ok(n > 0)
+    }
+}
+
+impl DurableWriter<'_> {
+    /// Sets one value of this device's identity (account key, device keys, role, mode, broker...).
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub fn put_identity(&mut self, name: &str, value: &[u8]) -> Result<()> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO identity (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            )
+            .ctx("saving the identity")?
+            .execute(params![name, value])
+            .ctx("saving the identity")?;
+        Ok(())
+    }
+
+    /// Authorises a desktop on the phone's bridge (replacing the row of the same key).
+    ///
+    /// # Errors
+    /// On a database failure, or a key that is not 32 bytes.
+    pub fn put_bridge_desktop(&mut self, desktop: &BridgeDesktop) -> Result<()> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO bridge_desktops (public_key, name, platform, linked_at) \
+                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT (public_key) DO UPDATE SET \
+                 name = excluded.name, platform = excluded.platform, linked_at = excluded.linked_at",
+            )
+            .ctx("authorising a bridge desktop")?
+            .execute(params![
+                desktop.public_key,
+                desktop.name,
+                desktop.platform,
+                desktop.linked_at
+            ])
+            .ctx("authorising a bridge desktop")?;
+        Ok(())
+    }
+
+    /// Revokes a bridge desktop's key. Returns false when it was not authorised.
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub fn delete_bridge_desktop(&mut self, public_key: &[u8]) -> Result<bool> {
+        let n = self
+            .conn
+            .prepare_cached("DELETE FROM bridge_desktops WHERE public_key = ?1")
+            .ctx("revoking a bridge desktop")?
+            .execute([public_key])
+            .ctx("revoking a bridge desktop")?;
         Ok(n > 0)
     }
 

@@ -91,6 +91,10 @@ enum Command {
         /// links carry it).
         #[arg(long, value_name = "URL")]
         bridge_url: Option<String>,
+        /// Serve bridge-mode desktops on this address, e.g. 0.0.0.0:7070 (port 0 picks one;
+        /// without a stored bridge URL, ws://ADDRESS becomes it).
+        #[arg(long, value_name = "ADDR")]
+        bridge_listen: Option<std::net::SocketAddr>,
     },
     /// List the account's devices.
     Devices,
@@ -227,11 +231,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Scan(args) => devices::scan(&engine, &args, json)?,
-        Command::Run { broker, bridge_url } => {
+        Command::Run {
+            broker,
+            bridge_url,
+            bridge_listen,
+        } => {
             if let Some(url) = &bridge_url {
                 set_bridge_url(&engine, url)?;
             }
-            messaging::run(&engine, broker.as_deref(), json)?;
+            match bridge_listen {
+                Some(listen) => messaging::run_bridged(&engine, broker.as_deref(), listen, json)?,
+                None => messaging::run(&engine, broker.as_deref(), json)?,
+            }
         }
         Command::Messaging(cmd) => {
             drop(engine);
