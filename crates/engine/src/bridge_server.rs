@@ -576,7 +576,7 @@ impl Conn {
                     } else if silent >= SILENCE_TICKS {
                         tracing::info!(desktop = %self.session.desktop(), "bridge: the desktop went silent");
                         return Ok(());
-                    } else if ticks % PING_TICKS == 0 {
+                    } else if ticks.is_multiple_of(PING_TICKS) {
                         self.session.ping(u64::from(ticks)).map_err(bridge_error)?;
                     }
                 }
