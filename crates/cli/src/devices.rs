@@ -253,6 +253,16 @@ impl Reporter {
                 devices,
             } => eprintln!("{account}: device list version {version}, {devices} devices"),
             Event::Contact { account, name } => eprintln!("New contact {name} ({account})"),
+            Event::PhoneDevice {
+                device,
+                name,
+                linked,
+                ..
+            } => eprintln!(
+                "Device {name} ({device}) {}",
+                if *linked { "linked" } else { "unlinked" }
+            ),
+            Event::SendFailed { id, reason, .. } => eprintln!("Message {id} not sent: {reason}"),
             Event::Group {
                 name,
                 members,
