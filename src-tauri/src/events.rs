@@ -132,13 +132,15 @@ pub fn map_engine_event(event: &Event) -> Mapped {
         | Event::Receipt { .. }
         | Event::Group { .. }
         | Event::Contact { .. }
+        | Event::SendFailed { .. }
         | Event::Progress { .. }
         | Event::Synced { .. } => forward(true),
         Event::Refused { .. }
         | Event::Linked { .. }
         | Event::Typing { .. }
         | Event::Presence { .. }
-        | Event::Devices { .. } => forward(false),
+        | Event::Devices { .. }
+        | Event::PhoneDevice { .. } => forward(false),
         // `Code` is drawn by the link task; the rest are the phone's or internal.
         Event::Code { .. }
         | Event::Device { .. }

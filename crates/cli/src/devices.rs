@@ -256,6 +256,16 @@ impl Reporter {
             Event::BridgeListening { address } => {
                 eprintln!("Bridge desktops can connect on {address}.");
             }
+            Event::PhoneDevice {
+                device,
+                name,
+                linked,
+                ..
+            } => eprintln!(
+                "Device {name} ({device}) {}",
+                if *linked { "linked" } else { "unlinked" }
+            ),
+            Event::SendFailed { id, reason, .. } => eprintln!("Message {id} not sent: {reason}"),
             Event::Group {
                 name,
                 members,

@@ -91,7 +91,7 @@ pub fn run_read(engine: &Engine, cmd: &Read, json: bool) -> anyhow::Result<()> {
         Read::Search { query, chat, limit } => {
             output::search(&engine.search(query, chat.as_deref(), *limit)?, json)
         }
-        Read::Status => output::status(&engine.status()?, json),
+        Read::Status => output::status(&devices::runtime()?.block_on(engine.status_live())?, json),
         Read::Export {
             format,
             chat,

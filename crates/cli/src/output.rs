@@ -109,6 +109,16 @@ pub fn status(s: &Status, as_json: bool) -> anyhow::Result<()> {
     if let Some(url) = &s.bridge_url {
         out!("bridge:   {url}");
     }
+    if let Some(reachable) = s.phone_reachable {
+        out!(
+            "phone:    {}",
+            if reachable {
+                "reachable"
+            } else {
+                "not reachable"
+            }
+        );
+    }
     out!("linked:   {}", if s.linked { "yes" } else { "no" });
     out!("store:    {} chats, {} messages", s.chats, s.messages);
     out!(

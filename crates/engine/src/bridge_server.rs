@@ -919,7 +919,7 @@ impl Conn {
 }
 
 fn bridge_error(e: tandem_bridge::Error) -> Error {
-    Error::Bridge(e)
+    Error::Bridge(e.to_string())
 }
 
 fn failure(kind: FailureKind, message: &str) -> Failure {

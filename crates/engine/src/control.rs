@@ -102,6 +102,9 @@ pub enum Request {
         /// Reread identity, device list and syncs.
         reload: bool,
     },
+    /// Bridge mode: whether the running session is connected to the phone now
+    /// (`{"phone_reachable": bool}`; `null` from a session that is not in bridge mode).
+    PhoneStatus,
     /// [`Engine::contact_add`].
     ContactAdd {
         /// The contact link.

@@ -104,7 +104,7 @@ fn rng() -> Result<OsRng> {
     OsRng::new().map_err(|e| Error::Random(e.to_string()))
 }
 
-fn progress(state: &SyncState) -> Event {
+pub(crate) fn progress(state: &SyncState) -> Event {
     Event::Progress {
         chunks_done: state.chunks_done,
         chunks_total: state.chunks_total,
@@ -114,7 +114,7 @@ fn progress(state: &SyncState) -> Event {
 }
 
 /// What one inbox message asks the loop to do once its transaction committed.
-enum Step {
+pub(crate) enum Step {
     Nothing,
     /// The account's own list changed (and still holds this device).
     OwnList,
@@ -625,7 +625,7 @@ impl Engine {
     }
 
     /// The newest history sync this device receives, if any.
-    fn receiving(&self) -> Result<Option<SyncState>> {
+    pub(crate) fn receiving(&self) -> Result<Option<SyncState>> {
         Ok(self
             .store()
             .sync_states()?
@@ -650,6 +650,9 @@ impl Engine {
     ) -> Result<SyncReport> {
         if crate::control::session_running(self.home()).await {
             return Err(Error::SessionRunning { action: "sync" });
+        }
+        if self.is_bridge()? {
+            return self.bridge_sync(timeout, on).await;
         }
         self.companion_session(Until::Synced(timeout), None, on)
             .await
@@ -1026,6 +1029,9 @@ impl Engine {
                 action: "fetch older messages",
             });
         }
+        if self.is_bridge()? {
+            return self.bridge_fetch_older(chat, pages, wait).await;
+        }
         let id = self.identity()?;
         if id.account_key.is_some() {
             return Err(Error::BadInput(
@@ -1142,7 +1148,7 @@ impl Engine {
 }
 
 /// One history-sync message for this device, inside the inbox transaction.
-fn receive(
+pub(crate) fn receive(
     w: &mut tandem_store::DurableWriter<'_>,
     sync_id: [u8; 16],
     message: SyncMessage,

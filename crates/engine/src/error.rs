@@ -132,12 +132,19 @@ pub enum Error {
     /// Internal: a transaction rolled back on purpose (never returned to callers).
     #[error("skipped")]
     Skip,
+    /// A bridge-mode desktop cannot reach the phone (not running, another network, a refused
+    /// handshake).
+    #[error("the phone is not reachable: {reason}")]
+    PhoneUnreachable {
+        /// Why.
+        reason: String,
+    },
+    /// The bridge to the phone failed: a protocol error, or the phone refused a request.
+    #[error("bridge: {0}")]
+    Bridge(String),
     /// The system's random number generator failed.
     #[error("the system random number generator failed: {0}")]
     Random(String),
-    /// The bridge protocol refused something (bridge mode, `docs/bridge.md`).
-    #[error("bridge: {0}")]
-    Bridge(#[from] tandem_bridge::Error),
 }
 
 impl Error {
@@ -169,6 +176,7 @@ impl Error {
             Self::Broker { .. } => "broker",
             Self::PhoneOffline { .. } => "phone_offline",
             Self::SessionRunning { .. } => "session_running",
+            Self::PhoneUnreachable { .. } => "phone_unreachable",
             Self::Bridge(_) => "bridge",
             Self::Skip => "internal",
         }

@@ -6,6 +6,7 @@
 //! Front ends parse arguments and print; everything they show comes from here.
 
 mod account;
+mod bridge_client;
 mod bridge_server;
 mod contacts;
 mod control;

@@ -240,6 +240,7 @@ impl Messenger {
                     reload = *again;
                     Ok(serde_json::json!({ "published": items.len() }))
                 }
+                Request::PhoneStatus => Ok(serde_json::json!({ "phone_reachable": null })),
                 Request::Typing { chat, on } => {
                     for (to, envelope) in engine.typing_envelopes(id, &self.dir, chat, *on)? {
                         conn.publish_once(&topics::inbox(&to), envelope, false)?;
@@ -641,6 +642,9 @@ impl Engine {
         requests: SessionRequests,
         on: &mut dyn FnMut(&Event),
     ) -> Result<()> {
+        if self.is_bridge()? {
+            return self.bridge_run(requests.rx, on).await;
+        }
         if self.is_primary()? {
             self.serve_with(broker, crate::ServeUntil::Stopped, Some(requests.rx), on)
                 .await
@@ -663,6 +667,9 @@ impl Engine {
     ) -> Result<bool> {
         if crate::control::session_running(self.home()).await {
             return Err(crate::Error::SessionRunning { action: "send" });
+        }
+        if self.is_bridge()? {
+            return self.bridge_send_queued(timeout, on).await;
         }
         let session = async {
             if self.is_primary()? {

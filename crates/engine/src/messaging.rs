@@ -192,6 +192,9 @@ impl Engine {
     /// [`Error::BadInput`] for empty or too long text or a chat without a Tandem contact;
     /// [`Error::MessageNotFound`] for an unknown quoted message.
     pub fn send(&self, chat: &str, text: &str, reply: Option<&str>) -> Result<MessageView> {
+        if self.is_bridge()? {
+            return self.bridge_send_local(chat, text, reply);
+        }
         self.send_as(chat, text, reply, None).map(|(view, _)| view)
     }
 
@@ -278,6 +281,7 @@ impl Engine {
     /// # Errors
     /// [`Error::MessageNotFound`]; [`Error::BadInput`] for a chat without a Tandem contact.
     pub fn react(&self, message: &str, emoji: &str) -> Result<MessageView> {
+        self.refuse_without_phone()?;
         let target = self.own_message(message)?;
         let summary = self.chat_summary(target.chat)?;
         let emoji = emoji.trim().to_owned();
@@ -303,6 +307,7 @@ impl Engine {
     /// # Errors
     /// [`Error::MessageNotFound`]; [`Error::BadInput`] for someone else's or a deleted message.
     pub fn edit(&self, message: &str, text: &str) -> Result<MessageView> {
+        self.refuse_without_phone()?;
         if text.trim().is_empty() {
             return Err(Error::BadInput(
                 "an edit needs some text (use delete to remove a message)".into(),
@@ -332,6 +337,7 @@ impl Engine {
     /// # Errors
     /// [`Error::MessageNotFound`]; [`Error::BadInput`] for someone else's message.
     pub fn delete(&self, message: &str) -> Result<MessageView> {
+        self.refuse_without_phone()?;
         let target = self.editable(message)?;
         let summary = self.chat_summary(target.chat)?;
         let target_wire = wire_id(target.id)?;
@@ -374,6 +380,7 @@ impl Engine {
     /// # Errors
     /// Chat lookup errors.
     pub fn mark_read(&self, chat: &str) -> Result<ReadReport> {
+        self.refuse_without_phone()?;
         let id = self.identity()?;
         let summary = self.store().chat_by_id_or_name(chat)?;
         let now = now_ms();
@@ -483,6 +490,15 @@ impl Engine {
     ) -> Result<std::collections::HashMap<MessageId, Vec<ReactionView>>> {
         let store = self.store();
         let own = self.identity().ok();
+        // A bridge-mode desktop has no device identity, but an account.
+        let own_account = match &own {
+            Some(id) => Some(id.account),
+            None => self
+                .bridge_link()
+                .ok()
+                .flatten()
+                .and_then(|l| l.account.parse::<AccountId>().ok()),
+        };
         let mut names: BTreeMap<Vec<u8>, String> = BTreeMap::new();
         let mut out = std::collections::HashMap::new();
         for (message, reactions) in store.reactions(ids)? {
@@ -503,9 +519,9 @@ impl Engine {
                 views.push(ReactionView {
                     emoji: r.emoji,
                     from,
-                    from_me: own
+                    from_me: own_account
                         .as_ref()
-                        .is_some_and(|o| o.account.as_bytes().as_slice() == r.account),
+                        .is_some_and(|o| o.as_bytes().as_slice() == r.account),
                 });
             }
             out.insert(message, views);

@@ -98,6 +98,7 @@ impl Engine {
             device,
             mode,
             bridge_url,
+            phone_reachable: None,
             chats: counts.chats,
             messages: counts.messages,
             sync,

@@ -173,6 +173,10 @@ pub struct Status {
     /// In bridge mode: the phone's bridge URL this desktop dials (absent otherwise).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bridge_url: Option<String>,
+    /// In bridge mode, from [`crate::Engine::status_live`]: whether a connection to the phone
+    /// is open now (absent otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phone_reachable: Option<bool>,
     /// Chats in the local store.
     pub chats: u64,
     /// Messages in the local store.
@@ -356,6 +360,29 @@ pub enum Event {
         members: Vec<String>,
         /// Whether this account is (still) a member.
         member: bool,
+    },
+    /// Bridge mode: a device was linked to or unlinked from the account (as the phone tells).
+    PhoneDevice {
+        /// The device id.
+        device: String,
+        /// Its name.
+        name: String,
+        /// Its platform.
+        platform: String,
+        /// Linked (else unlinked).
+        linked: bool,
+        /// When (ms).
+        at: i64,
+    },
+    /// Bridge mode: the phone refused to send a message written here; it left the outbox
+    /// and stays "pending" here.
+    SendFailed {
+        /// The message id.
+        id: String,
+        /// The chat id.
+        chat: String,
+        /// Why.
+        reason: String,
     },
     /// A contact was added (here or on another device of this account).
     Contact {
