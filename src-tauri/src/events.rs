@@ -146,7 +146,8 @@ pub fn map_engine_event(event: &Event) -> Mapped {
         | Event::Device { .. }
         | Event::DeviceLinked { .. }
         | Event::Waiting { .. }
-        | Event::Serving { .. } => Mapped {
+        | Event::Serving { .. }
+        | Event::BridgeListening { .. } => Mapped {
             event: None,
             connection: None,
             chats_changed: false,
