@@ -2,6 +2,7 @@
 #![allow(clippy::print_stdout)]
 
 mod app;
+mod bridge;
 mod envelope;
 mod messaging;
 mod report;
@@ -24,6 +25,8 @@ enum Group {
     /// Live messaging: send-to-stored latency and fan-out to a five-device account, each
     /// beside bare MQTT on the same embedded broker.
     Messaging,
+    /// Bridge mode beside multi-device mode: history sync, send-to-stored latency, paging.
+    Bridge,
     /// The desktop app's window (not part of `all`: it needs Xvfb, the release app and a
     /// 1M-message history): memory beside a bare Tauri window, start time to the chat list.
     App,
@@ -61,6 +64,9 @@ fn main() -> anyhow::Result<()> {
     }
     if matches!(args.group, Group::All | Group::Messaging) {
         messaging::run(&mut out, args.quick)?;
+    }
+    if matches!(args.group, Group::All | Group::Bridge) {
+        bridge::run(&mut out, args.quick)?;
     }
     if args.group == Group::App {
         app::run(

@@ -74,7 +74,7 @@ const WARMUP: usize = 50;
 /// Devices of Alice's account in the fan-out run: her phone and four laptops.
 const FANOUT_DEVICES: usize = 5;
 /// Longest wait for any one event (a message stored, a session online, a device list).
-const EVENT_WAIT: Duration = Duration::from_secs(10);
+pub(crate) const EVENT_WAIT: Duration = Duration::from_secs(10);
 /// Longest a link (pairing and history sync) may take.
 const LINK_LIMIT: Duration = Duration::from_secs(60);
 /// Longest the fan-out's `send_queued` may take.
@@ -82,7 +82,7 @@ const DRAIN_LIMIT: Duration = Duration::from_secs(120);
 /// How often the fan-out watcher reads the queue lengths.
 const WATCH_EVERY: Duration = Duration::from_millis(1);
 /// Where device homes go: a real disk, not a tmpfs `/tmp`.
-const HOMES_IN: &str = "/var/tmp";
+pub(crate) const HOMES_IN: &str = "/var/tmp";
 /// Disk syncs timed for the durable-commit floor.
 const DISK_SYNCS: usize = 200;
 /// Bytes appended before each timed disk sync (a WAL commit of a message or two).
@@ -773,7 +773,7 @@ fn laptop_home(root: &Path, index: usize) -> PathBuf {
 
 /// Links a new laptop at `laptop` to the account of the phone at `phone`: the laptop shows its
 /// code on its own thread, the phone scans it here; both end once the history is synced.
-fn link_laptop(phone: &Path, laptop: &Path, broker: &str) -> anyhow::Result<()> {
+pub(crate) fn link_laptop(phone: &Path, laptop: &Path, broker: &str) -> anyhow::Result<()> {
     let options = LinkOptions {
         broker: broker.to_owned(),
         name: format!(
@@ -837,9 +837,9 @@ type Stamped = (Instant, Event);
 
 /// One device running its session (`Engine::run_with`) on its own thread with its own
 /// runtime; the events it keeps come back stamped.
-struct Session {
+pub(crate) struct Session {
     name: &'static str,
-    handle: SessionHandle,
+    pub(crate) handle: SessionHandle,
     events: mpsc::Receiver<Stamped>,
     /// Kept events not yet asked for.
     held: VecDeque<Stamped>,
@@ -850,10 +850,32 @@ struct Session {
 impl Session {
     /// Starts the session of the device at `home` and returns once it is online. Besides
     /// `Online`, the events `keep` says yes to come back through [`Session::wait_for`].
-    fn start(
+    pub(crate) fn start(
         name: &'static str,
         home: &Path,
         broker: &str,
+        keep: fn(&Event) -> bool,
+    ) -> anyhow::Result<Self> {
+        Self::spawn(name, home, broker, None, keep)
+    }
+
+    /// [`Session::start`] for a phone that also serves bridge desktops on `bridge`
+    /// (`Engine::run_bridged`; its work is not handed over through [`Session::handle`]).
+    pub(crate) fn start_bridged(
+        name: &'static str,
+        home: &Path,
+        broker: &str,
+        bridge: std::net::SocketAddr,
+        keep: fn(&Event) -> bool,
+    ) -> anyhow::Result<Self> {
+        Self::spawn(name, home, broker, Some(bridge), keep)
+    }
+
+    fn spawn(
+        name: &'static str,
+        home: &Path,
+        broker: &str,
+        bridge: Option<std::net::SocketAddr>,
         keep: fn(&Event) -> bool,
     ) -> anyhow::Result<Self> {
         let (tx, events) = mpsc::channel::<Stamped>();
@@ -873,9 +895,18 @@ impl Session {
                     }
                 };
                 runtime()?.block_on(async {
-                    let session = Box::pin(engine.run_with(Some(&broker), requests, &mut on));
+                    let session = async {
+                        match bridge {
+                            Some(address) => {
+                                let listener = tandem_engine::BridgeListener::bind(address).await?;
+                                drop(requests);
+                                engine.run_bridged(Some(&broker), listener, &mut on).await
+                            }
+                            None => engine.run_with(Some(&broker), requests, &mut on).await,
+                        }
+                    };
                     tokio::select! {
-                        result = session => result.map_err(anyhow::Error::from),
+                        result = Box::pin(session) => result.map_err(anyhow::Error::from),
                         _ = stopped => Ok(()),
                     }
                 })
@@ -897,7 +928,7 @@ impl Session {
 
     /// Waits at most `limit` for a kept event that `wanted` maps to a value; events it does
     /// not want stay for a later wait.
-    fn wait_for<T>(
+    pub(crate) fn wait_for<T>(
         &mut self,
         what: &str,
         limit: Duration,
@@ -937,7 +968,7 @@ impl Session {
     }
 
     /// Stops the session and returns how it ended.
-    fn stop(mut self) -> anyhow::Result<()> {
+    pub(crate) fn stop(mut self) -> anyhow::Result<()> {
         if let Some(stop) = self.stop.take() {
             // A session that already ended says why when joined.
             stop.send(()).ok();
@@ -1374,12 +1405,12 @@ fn disk_syncs(dir: &Path, count: usize) -> anyhow::Result<Vec<Duration>> {
 }
 
 /// The `i`-th message's text (the same length for every `i` below 100,000).
-fn message_text(i: usize) -> String {
+pub(crate) fn message_text(i: usize) -> String {
     format!("Message {i:05} from Bob: are we still on for lunch tomorrow at noon?")
 }
 
 /// The median and 99th percentile (nearest rank) of `samples`.
-fn p50_p99(samples: &[Duration]) -> anyhow::Result<(Duration, Duration)> {
+pub(crate) fn p50_p99(samples: &[Duration]) -> anyhow::Result<(Duration, Duration)> {
     let mut sorted = samples.to_vec();
     sorted.sort_unstable();
     match (percentile(&sorted, 50), percentile(&sorted, 99)) {
@@ -1395,7 +1426,7 @@ fn percentile(sorted: &[Duration], p: usize) -> Option<Duration> {
 }
 
 /// A temporary folder for the device homes, on a real disk when there is one.
-fn homes_dir() -> anyhow::Result<tempfile::TempDir> {
+pub(crate) fn homes_dir() -> anyhow::Result<tempfile::TempDir> {
     let builder = {
         let mut b = tempfile::Builder::new();
         b.prefix("tandem-bench-messaging-");
@@ -1411,7 +1442,7 @@ fn homes_dir() -> anyhow::Result<tempfile::TempDir> {
 }
 
 /// The file system type of the mount holding `path` (Linux `/proc/mounts`), or "unknown".
-fn file_system_of(path: &Path) -> String {
+pub(crate) fn file_system_of(path: &Path) -> String {
     let path = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
     let Ok(mounts) = std::fs::read_to_string("/proc/mounts") else {
         return "unknown file system".to_owned();
@@ -1428,14 +1459,14 @@ fn file_system_of(path: &Path) -> String {
         .map_or_else(|| "unknown file system".to_owned(), |(_, kind)| kind)
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting a Tokio runtime")
 }
 
-fn timed<T>(f: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<(T, Duration)> {
+pub(crate) fn timed<T>(f: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<(T, Duration)> {
     let started = Instant::now();
     let value = f()?;
     Ok((value, started.elapsed()))
@@ -1445,19 +1476,19 @@ fn goal_line(out: &mut dyn Write, name: &str, met: bool, detail: &str) -> anyhow
     line(out, name, if met { "MET" } else { "MISSED" }, detail)
 }
 
-fn ratio(a: Duration, b: Duration) -> f64 {
+pub(crate) fn ratio(a: Duration, b: Duration) -> f64 {
     a.as_secs_f64() / b.as_secs_f64().max(1e-12)
 }
 
-fn rate(count: usize, took: Duration) -> u64 {
+pub(crate) fn rate(count: usize, took: Duration) -> u64 {
     (count as f64 / took.as_secs_f64().max(1e-9)) as u64
 }
 
-fn secs(d: Duration) -> String {
+pub(crate) fn secs(d: Duration) -> String {
     format!("{:.3}", d.as_secs_f64())
 }
 
-fn us(d: Duration) -> String {
+pub(crate) fn us(d: Duration) -> String {
     format!("{:.1}", d.as_secs_f64() * 1e6)
 }
 
