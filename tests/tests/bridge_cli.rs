@@ -341,7 +341,7 @@ fn phone_key_of(stderr: &str) -> PublicKey {
         .split("bridge key: ")
         .nth(1)
         .unwrap()
-        .trim_end_matches(|c: char| c == ')' || c == '.');
+        .trim_end_matches([')', '.']);
     key.parse().unwrap_or_else(|e| panic!("{key:?}: {e}"))
 }
 
