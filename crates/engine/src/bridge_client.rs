@@ -439,22 +439,7 @@ impl Engine {
     /// The name to show for `account`: this account's, a contact's, the account's own, or
     /// its id.
     fn bridge_name(&self, own: &AccountId, own_name: &str, account: &AccountId) -> Result<String> {
-        if account == own {
-            return Ok(own_name.to_owned());
-        }
-        let store = self.store();
-        if let Some(contact) = store
-            .contacts()?
-            .into_iter()
-            .find(|c| c.account == account.as_bytes())
-        {
-            return Ok(contact.name);
-        }
-        Ok(store
-            .account(account.as_bytes())?
-            .map(|a| a.display_name)
-            .filter(|n| !n.is_empty())
-            .unwrap_or_else(|| account.to_string()))
+        crate::messaging::name_of(self.store(), own, own_name, account)
     }
 }
 

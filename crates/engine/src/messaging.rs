@@ -83,8 +83,19 @@ fn rng() -> Result<OsRng> {
 /// The name to show for `account`: the contact's saved name, else its own display name, else
 /// its id.
 pub(crate) fn display_name(store: &Store, id: &Identity, account: &AccountId) -> Result<String> {
-    if *account == id.account {
-        return Ok(id.account_name.clone());
+    name_of(store, &id.account, &id.account_name, account)
+}
+
+/// The name this device shows for `account`: `own_name` for its own account (`own`), else the
+/// contact's name, the account's own display name, or its id.
+pub(crate) fn name_of(
+    store: &Store,
+    own: &AccountId,
+    own_name: &str,
+    account: &AccountId,
+) -> Result<String> {
+    if account == own {
+        return Ok(own_name.to_owned());
     }
     if let Some(contact) = store
         .contacts()?
