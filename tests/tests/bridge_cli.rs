@@ -612,7 +612,7 @@ fn intruders_are_refused_and_the_phone_stores_nothing_while_two_desktops_are_ser
         while let Some(frame) = session.poll_transmit() {
             ws.send(Ws::Binary(frame.into())).await.unwrap();
         }
-        // A frame after the close: refused (the connection ends).
+        // A frame after the close: never read (the phone ends the connection at the close).
         let _ = ws.send(Ws::Binary(vec![0u8; 64].into())).await;
         let ended = tokio::time::timeout(STEP, async {
             loop {
@@ -626,8 +626,22 @@ fn intruders_are_refused_and_the_phone_stores_nothing_while_two_desktops_are_ser
         assert!(ended.is_ok(), "the phone kept a closed channel open");
     });
 
-    // Nothing of all that was stored by the phone.
+    // Nothing of all that was stored by the phone, and it said why it refused each.
     assert_eq!(phone_bridge_state(world.alice.path()), before);
+    let logged = phone.bg.stderr();
+    for kind in [
+        "unauthorised_desktop",
+        "not_for_this_phone",
+        "replayed_handshake",
+        "frame_too_large",
+        "handshake_too_short",
+        "malformed",
+    ] {
+        assert!(
+            logged.contains(kind),
+            "the phone did not log a {kind} refusal: {logged}"
+        );
+    }
 
     // Two desktops at once: a second one links while the phone runs; Bob writes and both
     // show it.

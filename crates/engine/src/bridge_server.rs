@@ -411,7 +411,7 @@ async fn connection(
     let message1 = match tokio::time::timeout(HANDSHAKE_TIMEOUT, ws.next()).await {
         Ok(Some(Ok(WsMessage::Binary(bytes)))) => bytes,
         Ok(Some(Ok(other))) => {
-            tracing::warn!(%peer, kind = "Malformed", "bridge: handshake refused: the first message was not binary ({})", frame_kind(&other));
+            tracing::warn!(%peer, kind = "malformed", "bridge: handshake refused: the first message was not binary ({})", frame_kind(&other));
             refuse(&mut ws, "not a bridge handshake").await;
             return Ok(());
         }
@@ -541,9 +541,9 @@ impl Conn {
                         Some(Ok(WsMessage::Binary(bytes))) => self.on_frame(&bytes).await?,
                         Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_) | WsMessage::Frame(_))) => {}
                         Some(Ok(WsMessage::Text(_))) => {
-                            tracing::warn!(desktop = %self.session.desktop(), kind = "Malformed", "bridge: channel closed on error: a text message");
+                            tracing::warn!(desktop = %self.session.desktop(), kind = "malformed", "bridge: channel closed on error: a text message");
                             self.session.close(CloseReason::ProtocolError {
-                                kind: "Malformed".into(),
+                                kind: "malformed".into(),
                                 detail: "text messages are not used".into(),
                             });
                         }
