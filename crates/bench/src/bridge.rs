@@ -347,7 +347,8 @@ fn pages(desktop: &Path) -> anyhow::Result<(Vec<Duration>, Vec<Duration>)> {
             jiff::Timestamp::now().as_millisecond(),
             &mut rng,
         )?;
-        let (mut ws, _) = tokio_tungstenite::connect_async(&report.bridge_url).await?;
+        let (mut ws, _) =
+            tokio_tungstenite::connect_async_with_config(&report.bridge_url, None, true).await?;
         ws.send(Ws::Binary(m1.into())).await?;
         let m2 = match ws.next().await {
             Some(Ok(Ws::Binary(m2))) => m2,

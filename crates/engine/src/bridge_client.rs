@@ -609,9 +609,16 @@ impl<'e> Driver<'e> {
         };
         let cfg = &self.cfg;
         let handshake = async {
-            let (mut ws, _) = tokio_tungstenite::connect_async(cfg.url.as_str())
-                .await
-                .map_err(|e| unreachable_phone(format!("{}: {e}", cfg.url)))?;
+            // Small frames go at once (Nagle's algorithm would hold each reply for the
+            // phone's delayed ACK: 40 ms a message); frames above the protocol's limit are
+            // refused by the socket.
+            let (mut ws, _) = tokio_tungstenite::connect_async_with_config(
+                cfg.url.as_str(),
+                Some(crate::bridge_server::websocket_config()),
+                true,
+            )
+            .await
+            .map_err(|e| unreachable_phone(format!("{}: {e}", cfg.url)))?;
             let (handshake, message1) =
                 DesktopHandshake::start(&cfg.secret, &cfg.phone, cursor, sync, now_ms(), rng)
                     .map_err(|e| bridge_error(&e))?;

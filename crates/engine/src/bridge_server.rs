@@ -394,6 +394,14 @@ fn bridge_events(engine: &Engine, event: &Event) -> Result<Vec<EventBody>> {
 /// The WebSocket of one desktop.
 type Socket = WebSocketStream<TcpStream>;
 
+/// The WebSocket settings of both ends of the bridge: messages and frames above
+/// [`MAX_WS_MESSAGE`] are refused by the socket before they are buffered.
+pub(crate) fn websocket_config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .max_message_size(Some(MAX_WS_MESSAGE))
+        .max_frame_size(Some(MAX_WS_MESSAGE))
+}
+
 /// One desktop's connection, from the WebSocket upgrade to its close.
 async fn connection(
     shared: &Arc<Shared>,
@@ -401,11 +409,9 @@ async fn connection(
     peer: SocketAddr,
     number: u64,
 ) -> Result<()> {
+    // Small frames go at once (see `websocket_config`).
     let _ = stream.set_nodelay(true);
-    let config = WebSocketConfig::default()
-        .max_message_size(Some(MAX_WS_MESSAGE))
-        .max_frame_size(Some(MAX_WS_MESSAGE));
-    let mut ws = tokio_tungstenite::accept_async_with_config(stream, Some(config))
+    let mut ws = tokio_tungstenite::accept_async_with_config(stream, Some(websocket_config()))
         .await
         .map_err(|e| Error::BadInput(format!("bridge: not a WebSocket from {peer}: {e}")))?;
     let message1 = match tokio::time::timeout(HANDSHAKE_TIMEOUT, ws.next()).await {
