@@ -13,6 +13,7 @@ use tauri::ipc::Channel;
 use crate::error::{Error, Result};
 use crate::events::{AppEvent, ShellEvent};
 use crate::files::{free_name, output_dir};
+use crate::link::LinkMode;
 use crate::settings::Settings;
 use crate::state::{AboutView, AppState, Snapshot};
 
@@ -179,10 +180,15 @@ pub async fn set_settings(state: State<'_, AppState>, settings: Settings) -> Res
         .map_err(|e| Error::Task(e.to_string()))?
 }
 
-/// Starts (or restarts, with this device name) linking.
+/// Starts (or restarts, with this device name and mode) linking; `mode` is `multi-device`
+/// (when absent) or `bridge`.
 #[tauri::command]
-pub async fn link_start(state: State<'_, AppState>, name: String) -> Result<()> {
-    state.link_start(&name).await
+pub async fn link_start(
+    state: State<'_, AppState>,
+    name: String,
+    mode: Option<LinkMode>,
+) -> Result<()> {
+    state.link_start(&name, mode.unwrap_or_default()).await
 }
 
 /// Stops linking.

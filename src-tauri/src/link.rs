@@ -7,11 +7,25 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use serde::{Deserialize, Serialize};
 use tandem_engine::Event;
 
 use crate::error::Result;
 use crate::events::{AppEvent, ShellEvent};
 use crate::worker::Worker;
+
+/// How this computer is to be linked (the link screen's choice).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LinkMode {
+    /// A device of the account with its own broker session: it stays connected with the
+    /// phone off.
+    #[default]
+    MultiDevice,
+    /// Through the phone (DESIGN 8): messages go over the phone's bridge, which must be on
+    /// and reachable; the history is kept on this computer either way.
+    Bridge,
+}
 
 /// Pixels per QR module in the PNG files written (demo mode and `save_qr`).
 pub const PNG_SCALE: u32 = 8;

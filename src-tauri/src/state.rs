@@ -9,11 +9,11 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use tandem_engine::{About, Engine, Event, LinkOptions, QrSchedule, Request, Status, SyncReport};
+use tandem_engine::{About, Engine, Event, LinkOptions, QrSchedule, Request, Status};
 
 use crate::error::{Error, Result};
 use crate::events::{AppEvent, Connection, Hub, ShellEvent};
-use crate::link::{CodeDrawer, Linking, failed_event};
+use crate::link::{CodeDrawer, LinkMode, Linking, failed_event};
 use crate::session::{End, Session};
 use crate::settings::Settings;
 use crate::worker::{Worker, on_own_thread};
@@ -287,12 +287,14 @@ impl AppState {
         }
     }
 
-    /// Starts linking (stopping a link that runs) with this device name.
+    /// Starts linking (stopping a link that runs) with this device name, in `mode`: as a
+    /// device of its own ([`Engine::link`], which goes on with the first sync) or through the
+    /// phone ([`Engine::link_bridge`]; the session syncs over the bridge once it runs).
     ///
     /// # Errors
     /// [`Error::BadInput`] on a linked device; a CA file that cannot be read or holds no
     /// certificate; [`Error::Task`].
-    pub async fn link_start(&self, name: &str) -> Result<()> {
+    pub async fn link_start(&self, name: &str, mode: LinkMode) -> Result<()> {
         let engine = self.engine()?;
         if self.read(Engine::status).await?.linked {
             return Err(Error::BadInput(
@@ -334,7 +336,12 @@ impl AppState {
                             Some(code) => hub.emit(code),
                             None => hub.engine_event(event),
                         };
-                        engine.link(&options, &mut on).await
+                        match mode {
+                            LinkMode::MultiDevice => engine.link(&options, &mut on).await.map(drop),
+                            LinkMode::Bridge => {
+                                engine.link_bridge(&options, &mut on).await.map(drop)
+                            }
+                        }
                     };
                     drop(engine);
                     // Not on this thread: ending the link stops this worker.
@@ -346,7 +353,7 @@ impl AppState {
             .await
     }
 
-    async fn link_ended(&self, generation: u64, result: tandem_engine::Result<SyncReport>) {
+    async fn link_ended(&self, generation: u64, result: tandem_engine::Result<()>) {
         let current = self.inner.linking.finish(generation).await;
         let linked = matches!(self.read(Engine::status).await, Ok(s) if s.linked);
         match result {
@@ -358,7 +365,8 @@ impl AppState {
             }
             result => {
                 if let Err(e) = result {
-                    // Linked, but the sync stopped: the session goes on with it.
+                    // Linked, but the first sync stopped (multi-device): the session goes on
+                    // with it.
                     tracing::warn!(error = %e, "the first sync stopped; the session continues it");
                 }
                 if let Err(e) = self.start_session_if_linked().await {

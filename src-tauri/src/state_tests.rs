@@ -6,6 +6,7 @@ use tauri::ipc::{Channel, InvokeResponseBody};
 
 use super::*;
 use crate::settings::Theme;
+use tandem_net::EmbeddedBroker;
 
 fn options() -> Options {
     Options {
@@ -20,6 +21,40 @@ fn options() -> Options {
 fn unlinked(home: &Path) -> AppState {
     let engine = Engine::open_with(home, KeychainUse::Off).unwrap();
     AppState::new(home, engine, options(), Instant::now()).unwrap()
+}
+
+/// A fresh, unlinked desktop home whose links meet the phone on `broker`.
+fn unlinked_on(home: &Path, broker: &str) -> AppState {
+    let engine = Engine::open_with(home, KeychainUse::Off).unwrap();
+    let options = Options {
+        broker: broker.to_owned(),
+        ..options()
+    };
+    AppState::new(home, engine, options, Instant::now()).unwrap()
+}
+
+/// The link of the first `code` event the UI was sent after its first `after` events
+/// (waiting up to 20 s for it).
+async fn code_after(seen: &Mutex<Vec<serde_json::Value>>, after: usize) -> String {
+    let give_up = Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let found = seen
+            .lock()
+            .unwrap()
+            .iter()
+            .skip(after)
+            .find(|e| e["event"] == "code")
+            .map(|e| e["link"].as_str().unwrap().to_owned());
+        if let Some(link) = found {
+            return link;
+        }
+        assert!(
+            Instant::now() < give_up,
+            "no code shown: {:?}",
+            seen.lock().unwrap()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }
 
 /// A phone's home: Alice's account with two synthetic chats of 20 messages and Bob, a
@@ -172,7 +207,11 @@ async fn the_phone_home_cannot_log_out_nor_link() {
     let state = primary(home.path(), bob.path());
     assert_eq!(state.logout().await.unwrap_err().kind(), "bad_input");
     assert_eq!(
-        state.link_start("laptop").await.unwrap_err().kind(),
+        state
+            .link_start("laptop", LinkMode::MultiDevice)
+            .await
+            .unwrap_err()
+            .kind(),
         "bad_input"
     );
     // Nothing was erased.
@@ -204,4 +243,60 @@ async fn logging_out_erases_the_store_and_opens_a_fresh_one() {
             .unwrap()
             .contains(&serde_json::json!({"event": "chats_changed"}))
     );
+}
+
+#[test]
+fn the_link_mode_is_read_from_the_ui_s_words_and_is_multi_device_by_default() {
+    let read = |v: serde_json::Value| serde_json::from_value::<LinkMode>(v);
+    assert_eq!(
+        read(serde_json::json!("multi-device")).unwrap(),
+        LinkMode::MultiDevice
+    );
+    assert_eq!(read(serde_json::json!("bridge")).unwrap(), LinkMode::Bridge);
+    assert_eq!(LinkMode::default(), LinkMode::MultiDevice);
+    for odd in ["multi", "Bridge", "", "primary"] {
+        assert!(read(serde_json::json!(odd)).is_err(), "{odd:?} was taken");
+    }
+    // The command's argument may be absent (an older UI): multi-device then.
+    let absent: Option<LinkMode> = serde_json::from_value(serde_json::Value::Null).unwrap();
+    assert_eq!(absent.unwrap_or_default(), LinkMode::MultiDevice);
+}
+
+#[tokio::test]
+async fn the_chosen_mode_decides_the_code_shown_and_choosing_again_restarts_linking() {
+    let broker = EmbeddedBroker::start("127.0.0.1:0".parse().unwrap()).unwrap();
+    let url = format!("mqtt://{}", broker.local_addr());
+    let home = tempfile::tempdir().unwrap();
+    let state = unlinked_on(home.path(), &url);
+    let (_, seen) = subscribe(&state).await;
+
+    // Through the phone: a bridge-mode code, carrying this computer's bridge key.
+    state
+        .link_start("Alice's laptop", LinkMode::Bridge)
+        .await
+        .unwrap();
+    let bridge = code_after(&seen, 0).await;
+    assert!(bridge.starts_with("tandem://link?"), "{bridge}");
+    assert!(bridge.contains("mode=bridge"), "{bridge}");
+    assert!(bridge.contains("&bridge="), "{bridge}");
+    assert!(bridge.contains("name=Alice"), "{bridge}");
+    assert_eq!(state.current_code().unwrap(), bridge);
+
+    // Choosing "on its own" again starts over with a multi-device code.
+    let shown = seen.lock().unwrap().len();
+    state
+        .link_start("Alice's laptop", LinkMode::MultiDevice)
+        .await
+        .unwrap();
+    let multi = code_after(&seen, shown).await;
+    assert!(!multi.contains("mode="), "{multi}");
+    assert!(!multi.contains("&bridge="), "{multi}");
+    assert_eq!(state.current_code().unwrap(), multi);
+
+    // Cancelled, nothing is shown and nothing was stored: still unlinked.
+    state.link_cancel().await;
+    assert_eq!(state.current_code().unwrap_err().kind(), "no_code");
+    let status = state.read(Engine::status).await.unwrap();
+    assert!(!status.linked);
+    assert_eq!(status.mode, "unlinked");
 }

@@ -15,7 +15,10 @@
 //! - she writes to Bob in the composer: the ticks go to delivered, and her phone and Bob's
 //!   have the message;
 //! - Bob writes while the window is in the background: a desktop notification;
-//! - the broker goes away: an offline banner, and her history still opens and searches.
+//! - the broker goes away: an offline banner, and her history still opens and searches;
+//! - she links the app through her phone instead (bridge mode): her chats come over the
+//!   phone's bridge, and when the phone goes away the banner says so, her chats still open,
+//!   and what she writes waits until the phone is back.
 //!
 //! One story per test, one at a time (each runs its own screen, bus, broker and processes).
 //! With `TANDEM_SCREENSHOTS=1` the stories also write the screenshots in `docs/screenshots/`.
@@ -988,4 +991,168 @@ fn without_the_broker_the_window_says_offline_and_the_history_still_opens_and_se
 
     drop(app);
     stage.end("(f) offline");
+}
+
+// ---------------------------------------------------------------------------------------
+// (g) Through the phone (bridge mode).
+
+/// The link of the QR code shown, once it is a bridge-mode one (`bridge`) or not.
+fn shown_link(app: &App, what: &str, bridge: bool) -> String {
+    let link = must(app.wait_until(
+        what,
+        SHOWN,
+        "const qr = document.querySelector('[data-testid=\"qr\"]');
+         const link = qr && qr.getAttribute('data-link');
+         if (!link || !qr.querySelector('svg')) return null;
+         return link.includes('mode=bridge') === arguments[0] ? link : null;",
+        &[json!(bridge)],
+    ));
+    link.as_str().unwrap().to_owned()
+}
+
+/// The settings panel's mode and phone lines: `(data-mode, mode text, phone state)`.
+fn settings_says(app: &App, phone: &str) -> (String, String) {
+    must(app.click(&testid("settings-button")));
+    must(app.wait_for(&testid("settings-panel"), SHOWN));
+    must(app.wait_for(&with_attr("phone-reachable", "data-state", phone), SHOWN));
+    let mode = must(app.attr(&testid("device-mode"), "data-mode")).unwrap_or_default();
+    let text = must(app.text(&testid("device-mode")));
+    must(app.click("[aria-label=\"Close settings\"]"));
+    must(app.wait_gone(&testid("settings-panel"), SHOWN));
+    (mode, text)
+}
+
+#[test]
+fn linked_through_the_phone_the_window_says_when_the_phone_is_gone_and_keeps_the_history() {
+    let stage = Stage::new();
+    let alice = Phone::new("Alice", &stage.url);
+    let bob = Phone::new("Bob", &stage.url);
+    alice.add_contact(&bob, "Bob");
+    ok(must(alice.home.phone([
+        "generate",
+        "--chats",
+        "3",
+        "--messages",
+        "300",
+        "--seed",
+        "6",
+    ])));
+    let chats = alice.chats();
+    let bob_chat = text(chat_named(&chats, "Bob"), "id").to_owned();
+    let mut phone =
+        must(
+            alice
+                .home
+                .spawn_phone(["--json", "run", "--bridge-listen", "127.0.0.1:0"]),
+        );
+    let listening = must(phone.wait_for("the bridge listening", STEP, |e| {
+        e["event"] == "bridge_listening"
+    }));
+    let address = text(&listening, "address").to_owned();
+
+    // The link screen offers both ways, "on its own" chosen; choosing "through your phone"
+    // starts over with a bridge-mode code.
+    let desktop = must(Home::new());
+    let app = Window::open(&desktop, &stage.url);
+    must(app.wait_for(&testid("link-screen"), SHOWN));
+    let radios = must(app.eval(
+        "const group = document.querySelector('[data-testid=\"link-mode\"]');
+         return [group.getAttribute('role'),
+                 ...[...group.querySelectorAll('input[type=radio]')]
+                   .map(r => r.value + (r.checked ? ':checked' : ''))];",
+        Vec::new(),
+    ));
+    assert_eq!(
+        radios,
+        json!(["radiogroup", "multi-device:checked", "bridge"]),
+        "the mode choice"
+    );
+    let multi = shown_link(&app, "a multi-device code", false);
+    must(app.click(&testid("link-mode-bridge")));
+    let link = shown_link(&app, "a bridge-mode code", true);
+    assert_ne!(link, multi);
+    assert_eq!(
+        must(app.eval(
+            "return document.querySelector('[data-testid=\"link-mode\"] input:checked').value",
+            Vec::new()
+        )),
+        json!("bridge")
+    );
+
+    // The phone scans it while it runs; the chats come over the bridge, no banner.
+    let scanned = must(
+        must(
+            alice
+                .home
+                .spawn_phone(["--json", "scan", "--link", &link, "--yes"]),
+        )
+        .finish(SYNC),
+    );
+    assert!(scanned.success(), "{scanned}");
+    must(app.wait_gone(&testid("link-screen"), SHOWN));
+    wait_for_chats(&app, &names(&chats), SYNC);
+    must(app.wait_gone(&testid("banner"), SHOWN));
+    let (mode, said) = settings_says(&app, "reachable");
+    assert_eq!(mode, "bridge");
+    assert!(said.contains("Linked through your phone"), "{said}");
+
+    // The phone goes away: the banner says so, in place of "offline".
+    stop(phone);
+    let unreachable = with_attr("banner", "data-state", "phone-unreachable");
+    must(app.wait_for(&unreachable, SHOWN));
+    let banner = must(app.text(&unreachable));
+    assert!(
+        banner.contains("Phone not reachable"),
+        "the banner says {banner:?}"
+    );
+    assert_eq!(
+        must(app.count(&with_attr("banner", "data-state", "offline"))),
+        0
+    );
+    settings_says(&app, "unreachable");
+
+    // Every chat with messages still opens from this computer's store.
+    for chat in chats.iter().filter(|c| c["messages"].as_u64() > Some(0)) {
+        open_chat(&app, text(chat, "id"));
+    }
+    must(app.screenshot("phone-unreachable"));
+
+    // Alice writes to Bob meanwhile: the composer takes it, and it waits (pending).
+    must(app.click(&with_attr("chat-row", "data-chat-id", &bob_chat)));
+    must(app.wait_for(&with_attr("conversation", "data-chat-id", &bob_chat), SHOWN));
+    let later = "Written while my phone was away";
+    must(app.type_text(&testid("composer"), &format!("{later}\n")));
+    let shown = must(app.wait_until(
+        "the new message, pending",
+        SHOWN,
+        FIND_MESSAGE,
+        &[json!(later)],
+    ));
+    assert_eq!(shown[1], "pending", "{shown}");
+    let id = shown[0].as_str().unwrap().to_owned();
+    assert_eq!(must(app.count(&unreachable)), 1, "the banner stays");
+
+    // The phone comes back on its address: the banner goes and the message goes out through
+    // it, under the id the window showed.
+    let mut back = must(
+        alice
+            .home
+            .spawn_phone(["--json", "run", "--bridge-listen", &address]),
+    );
+    must(back.wait_for("the bridge listening again", STEP, |e| {
+        e["event"] == "bridge_listening"
+    }));
+    must(app.wait_gone(&testid("banner"), SHOWN));
+    let on_phone = eventually("the message on Alice's phone", || {
+        alice
+            .history(&bob_chat, 5)
+            .into_iter()
+            .find(|m| m["text"] == later)
+    });
+    assert_eq!(on_phone["from_me"], true, "{on_phone}");
+    assert_eq!(on_phone["id"], id.as_str(), "{on_phone}");
+    stop(back);
+
+    drop(app);
+    stage.end("(g) through the phone");
 }

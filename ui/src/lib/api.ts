@@ -5,6 +5,9 @@ import { Channel, invoke } from "@tauri-apps/api/core";
 
 export type Mode = "primary" | "multi" | "bridge" | "unlinked";
 
+/** How the link screen links this computer: a device of its own, or through the phone. */
+export type LinkMode = "multi-device" | "bridge";
+
 export interface SyncView {
   state: "none" | "running" | "complete";
   done: number;
@@ -18,6 +21,10 @@ export interface Status {
   device: string | null;
   linked: boolean;
   mode: Mode;
+  /** Bridge mode: the phone's bridge address this computer dials. */
+  bridge_url?: string;
+  /** Bridge mode, from a live status: whether the phone is reachable now. */
+  phone_reachable?: boolean;
   chats: number;
   messages: number;
   sync: SyncView;
@@ -152,6 +159,11 @@ export function errorMessage(e: unknown): string {
   return "Something went wrong. Please try again.";
 }
 
+/** The kind of whatever a command rejected with (`""` when it carries none). */
+export function errorKind(e: unknown): string {
+  return e && typeof e === "object" && "kind" in e ? String((e as UiError).kind) : "";
+}
+
 /** Page size of `history`: a shorter page means the end of the chat was reached. */
 export const PAGE = 50;
 
@@ -180,7 +192,7 @@ export const api = {
   devices: () => invoke<DeviceView[]>("devices"),
   settings: () => invoke<Settings>("settings"),
   setSettings: (settings: Settings) => invoke<Settings>("set_settings", { settings }),
-  linkStart: (name: string) => invoke<null>("link_start", { name }),
+  linkStart: (name: string, mode: LinkMode = "multi-device") => invoke<null>("link_start", { name, mode }),
   linkCancel: () => invoke<null>("link_cancel"),
   saveQr: () => invoke<string>("save_qr"),
   exportHistory: (format: ExportFormat, chat?: string | null) => invoke<string>("export", args({ format, chat })),

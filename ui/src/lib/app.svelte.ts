@@ -1,7 +1,7 @@
 // The app's shared state: what the shell told us at start (snapshot) and since (events), the
 // chat list, the linking flow, who is typing or online, and which chat is open. Components read
 // it directly; the open conversation also listens to message events through `onMessages`.
-import { api, errorMessage, type About, type AppEvent, type ChatView, type CodeEvent, type Connection, type DeviceView, type MessageStatus, type MessageView, type Settings, type Status } from "./api";
+import { api, errorMessage, type About, type AppEvent, type ChatView, type CodeEvent, type Connection, type DeviceView, type LinkMode, type MessageStatus, type MessageView, type Settings, type Status } from "./api";
 import { fold } from "./format";
 
 export type Screen = "boot" | "link" | "main";
@@ -14,6 +14,8 @@ export interface LinkState {
   message: string | null;
   /** The device name linking runs with. */
   name: string;
+  /** The mode linking runs in. */
+  mode: LinkMode;
 }
 
 export interface SyncState {
@@ -79,7 +81,7 @@ class AppStore {
   chatsError = $state<string | null>(null);
 
   sync = $state<SyncState>({ active: false, done: 0, total: 0 });
-  link = $state<LinkState>({ phase: "starting", code: null, message: null, name: "" });
+  link = $state<LinkState>({ phase: "starting", code: null, message: null, name: "", mode: "multi-device" });
   /** Whether the link screen was opened from the main view (so it can go back). */
   linkFromMain = $state(false);
 
@@ -92,6 +94,12 @@ class AppStore {
 
   open = $state<OpenChat | null>(null);
   settingsOpen = $state(false);
+
+  /** Whether this computer is linked through the phone (bridge mode): "offline" then means
+   * the phone is not reachable. */
+  get throughPhone(): boolean {
+    return (this.status?.mode ?? this.about?.mode) === "bridge";
+  }
 
   #listeners = new Set<(e: MessageEvent) => void>();
   #chatsTimer: ReturnType<typeof setTimeout> | null = null;
@@ -259,11 +267,12 @@ class AppStore {
     void this.restartLinking(name);
   }
 
-  /** (Re)starts linking under a name: a fresh code follows as a `code` event. */
-  async restartLinking(name: string): Promise<void> {
-    this.link = { phase: "starting", code: null, message: null, name };
+  /** (Re)starts linking under a name, in a mode (the current one when not given): a fresh
+   * code follows as a `code` event. */
+  async restartLinking(name: string, mode: LinkMode = this.link.mode): Promise<void> {
+    this.link = { phase: "starting", code: null, message: null, name, mode };
     try {
-      await api.linkStart(name);
+      await api.linkStart(name, mode);
     } catch (e) {
       this.link = { ...this.link, phase: "failed", message: errorMessage(e) };
     }
@@ -356,7 +365,7 @@ class AppStore {
         this.connectionReason = null;
         this.link = { ...this.link, phase: "starting", code: null, message: null };
         this.sync = { active: true, done: 0, total: 0 };
-        if (this.status) this.status = { ...this.status, linked: true, account: e.account, device: e.device, mode: "multi" };
+        if (this.status) this.status = { ...this.status, linked: true, account: e.account, device: e.device, mode: this.link.mode === "bridge" ? "bridge" : "multi" };
         this.screen = "main";
         this.chatsLoaded = false;
         void this.loadChats();

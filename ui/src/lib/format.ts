@@ -291,9 +291,9 @@ export function authorName(m: MessageView, fallback: string): string {
 export function modeLabel(mode: string): string {
   switch (mode) {
     case "multi":
-      return "Multi-device: stays connected on its own";
+      return "Linked on its own";
     case "bridge":
-      return "Bridge: goes through the phone";
+      return "Linked through your phone";
     case "primary":
       return "Primary device";
     default:
