@@ -47,6 +47,7 @@ fn engine_events_reach_the_ui_as_the_engine_serializes_them() {
     hub.engine_event(&Event::Typing {
         chat: "c".into(),
         from: "Bob".into(),
+        account: "bob".into(),
         on: true,
     });
     hub.engine_event(&Event::Message {
@@ -55,7 +56,7 @@ fn engine_events_reach_the_ui_as_the_engine_serializes_them() {
     let seen = seen.lock().unwrap();
     assert_eq!(
         seen[0],
-        serde_json::json!({"event": "typing", "chat": "c", "from": "Bob", "on": true})
+        serde_json::json!({"event": "typing", "chat": "c", "from": "Bob", "account": "bob", "on": true})
     );
     assert_eq!(seen[1]["event"], "message");
     assert_eq!(seen[1]["message"]["text"], "hello");

@@ -390,6 +390,11 @@ fn alice_uses_her_desktop_through_her_phone_and_keeps_reading_when_the_phone_is_
         e["event"] == "message" && e["message"]["text"] == "Hi Alice, are you at your desk?"
     });
     desktop.wait_for_texts("Bob", &["Hi Alice, are you at your desk?"], STEP);
+    // Bob types: the desktop hears it through the phone (never stored).
+    bob.json(&["typing", "Alice"]);
+    let typing = session.wait("Bob typing", |e| e["event"] == "typing");
+    assert_eq!(typing["from"], "Bob", "{typing}");
+    assert_eq!(typing["on"], true, "{typing}");
 
     // Alice answers from the desktop: Bob gets it, and her phone has it too.
     desktop.json(&["send", "Bob", "Yes, writing from the desktop"]);
@@ -665,6 +670,34 @@ fn intruders_are_refused_and_the_phone_stores_nothing_while_two_desktops_are_ser
         .desktop
         .wait_for_texts("Bob", &["To both of your desktops"], STEP);
     second.wait_for_texts("Bob", &["To both of your desktops"], STEP);
+
+    // A laptop joins the account in multi-device mode: the bridged desktops hear of it.
+    let laptop = must(Home::new());
+    let mut link = must(laptop.spawn_companion([
+        "--json",
+        "link",
+        "--broker",
+        &world.url,
+        "--name",
+        "Alice's new laptop",
+        "--timeout",
+        "60",
+    ]));
+    let code = must(link.wait_for_event("code", STEP));
+    let scanned = must(
+        world
+            .alice
+            .spawn(&["scan", "--link", text(&code, "link"), "--yes"])
+            .finish(STEP),
+    );
+    assert!(scanned.success(), "{scanned}");
+    let linked = must(link.finish(STEP));
+    assert!(linked.success(), "{linked}");
+    for session in [&mut first_session, &mut second_session] {
+        let change = session.wait("the new laptop", |e| e["event"] == "phone_device");
+        assert_eq!(change["name"], "Alice's new laptop", "{change}");
+        assert_eq!(change["linked"], true, "{change}");
+    }
     first_session.stop();
     second_session.stop();
     bob_session.stop();

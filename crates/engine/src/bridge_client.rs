@@ -924,6 +924,7 @@ impl<'e> Driver<'e> {
                 from: self
                     .engine
                     .bridge_name(&self.cfg.account, &self.cfg.account_name, &who)?,
+                account: who.to_string(),
                 on: typing,
             }),
             EventBody::Presence {

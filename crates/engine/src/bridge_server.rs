@@ -6,7 +6,8 @@
 //! - the listener and one driver loop per WebSocket connection, each carrying one
 //!   [`tandem_bridge::PhoneSession`] (the sans-I/O protocol) and nothing else;
 //! - the event log in the phone's store ([`StoreLog`]): the session's events (new and changed
-//!   messages, receipts) are appended by the hub and every connection sends what the log holds
+//!   messages, receipts) are appended by the hub (typing and presence go to the connections
+//!   open at that moment) and every connection sends what the log holds
 //!   after the last event it sent, so replayed and live events are one stream;
 //! - requests: sends, reactions, edits, deletions and read marks are handed to the phone's
 //!   running session (the same path as another process's `tandem-phone send`), pages and
@@ -21,8 +22,8 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use tandem_bridge::{
-    CloseReason, EventBody, EventLog, Failure, FailureKind, LoggedEvent, Page, PhoneEndpoint,
-    PhoneIncoming, PhoneSession, PublicKey, Reply as BridgeReply, RequestBody,
+    CloseReason, DeviceChangeKind, EventBody, EventLog, Failure, FailureKind, LoggedEvent, Page,
+    PhoneEndpoint, PhoneIncoming, PhoneSession, PublicKey, Reply as BridgeReply, RequestBody,
 };
 use tandem_crypto::OsRng;
 use tandem_proto::sync::{AckOutcome, CHAIN_START, SenderWindow, SyncId, SyncMessage};
@@ -266,6 +267,13 @@ async fn hub(
 ) {
     let mut next_connection = 0u64;
     let mut appended = 0u64;
+    let mut devices = match OwnDevices::load(&shared.engine) {
+        Ok(devices) => Some(devices),
+        Err(e) => {
+            tracing::warn!(error = %e, "bridge: the account's devices could not be read");
+            None
+        }
+    };
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -286,7 +294,15 @@ async fn hub(
             },
             event = events.recv() => {
                 let Some(event) = event else { return };
-                match bridge_events(&shared.engine, &event) {
+                let changes = match (&event, &mut devices) {
+                    (Event::Devices { .. }, Some(devices)) => devices.changes(&shared.engine),
+                    _ => Ok(Vec::new()),
+                };
+                let bodies = changes.and_then(|mut changes| {
+                    changes.extend(bridge_events(&shared.engine, &event)?);
+                    Ok(changes)
+                });
+                match bodies {
                     Ok(bodies) => {
                         for body in bodies {
                             publish(&shared, body);
@@ -305,6 +321,77 @@ async fn hub(
                 }
             }
         }
+    }
+}
+
+/// The account's devices as the hub last saw them, to tell bridge desktops which were linked
+/// or unlinked when the list changes.
+struct OwnDevices {
+    account: tandem_crypto::AccountId,
+    known: HashMap<u32, (String, String)>,
+}
+
+impl OwnDevices {
+    fn load(engine: &Engine) -> Result<Self> {
+        let account = engine.primary()?.account;
+        let mut devices = Self {
+            account,
+            known: HashMap::new(),
+        };
+        devices.known = devices.read(engine)?;
+        Ok(devices)
+    }
+
+    fn read(&self, engine: &Engine) -> Result<HashMap<u32, (String, String)>> {
+        Ok(engine
+            .store()
+            .devices(self.account.as_bytes())?
+            .into_iter()
+            .map(|d| (d.index, (d.name, d.platform)))
+            .collect())
+    }
+
+    /// What changed since the last look, as `DeviceChange` events.
+    fn changes(&mut self, engine: &Engine) -> Result<Vec<EventBody>> {
+        let now = self.read(engine)?;
+        let at = now_ms();
+        let mut out = Vec::new();
+        let mut push = |index: u32, (name, platform): &(String, String), change| {
+            let mut name = name.clone();
+            let mut platform = platform.clone();
+            truncate(&mut name, tandem_proto::body::MAX_NAME_LEN);
+            truncate(&mut platform, tandem_bridge::message::MAX_PLATFORM_LEN);
+            out.push(EventBody::DeviceChange {
+                device: tandem_crypto::DeviceId::new(self.account, index),
+                name,
+                platform,
+                change,
+                at,
+            });
+        };
+        for (index, device) in &now {
+            if !self.known.contains_key(index) {
+                push(*index, device, DeviceChangeKind::Linked);
+            }
+        }
+        for (index, device) in &self.known {
+            if !now.contains_key(index) {
+                push(*index, device, DeviceChangeKind::Unlinked);
+            }
+        }
+        self.known = now;
+        Ok(out)
+    }
+}
+
+/// Cuts `text` to at most `max` bytes, on a character boundary.
+fn truncate(text: &mut String, max: usize) {
+    if text.len() > max {
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
     }
 }
 
@@ -377,6 +464,12 @@ fn bridge_events(engine: &Engine, event: &Event) -> Result<Vec<EventBody>> {
                 _ => message_body(id, false)?.into_iter().collect(),
             }
         }
+        Event::Typing {
+            chat, account, on, ..
+        } => match (wire_chat(chat), account.parse::<tandem_crypto::AccountId>()) {
+            (Some(chat), Ok(who)) => vec![EventBody::Typing { chat, who, on: *on }],
+            _ => Vec::new(),
+        },
         Event::Presence {
             device, online, at, ..
         } => match device.parse::<tandem_crypto::DeviceId>() {
@@ -930,13 +1023,7 @@ fn bridge_error(e: tandem_bridge::Error) -> Error {
 
 fn failure(kind: FailureKind, message: &str) -> Failure {
     let mut message = message.to_owned();
-    if message.len() > tandem_bridge::message::MAX_REASON_LEN {
-        let mut end = tandem_bridge::message::MAX_REASON_LEN;
-        while !message.is_char_boundary(end) {
-            end -= 1;
-        }
-        message.truncate(end);
-    }
+    truncate(&mut message, tandem_bridge::message::MAX_REASON_LEN);
     Failure { kind, message }
 }
 

@@ -572,9 +572,15 @@ impl Engine {
                         status: status.as_str(),
                     }
                 }
-                Effect::Typing { chat, from, on } => Event::Typing {
+                Effect::Typing {
+                    chat,
+                    from,
+                    account,
+                    on,
+                } => Event::Typing {
                     chat: chat.0.hyphenated().to_string(),
                     from,
+                    account: account.to_string(),
                     on,
                 },
                 Effect::Contact { account, name } => Event::Contact {

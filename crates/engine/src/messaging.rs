@@ -44,10 +44,11 @@ pub(crate) enum Effect {
         id: MessageId,
         status: MessageStatus,
     },
-    /// Someone is typing (or stopped).
+    /// Someone is typing (or stopped): `from` is the name shown, `account` who it is.
     Typing {
         chat: ChatId,
         from: String,
+        account: AccountId,
         on: bool,
     },
     /// A contact was added on another device of this account.
@@ -723,6 +724,7 @@ pub(crate) fn apply(
                 effects.push(Effect::Typing {
                     chat: local,
                     from: display_name(store, id, &sender.account)?,
+                    account: sender.account,
                     on: *on,
                 });
             }

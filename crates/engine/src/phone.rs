@@ -84,7 +84,7 @@ impl Engine {
         Ok(link)
     }
 
-    fn primary(&self) -> Result<Identity> {
+    pub(crate) fn primary(&self) -> Result<Identity> {
         match self.identity() {
             Ok(id) if id.account_key.is_some() => Ok(id),
             Ok(_) => Err(Error::BadInput(
@@ -865,7 +865,9 @@ impl Engine {
                 Wake::Kept(row, publish) => (Incoming::Publish(publish), Some(row)),
                 Wake::Request(pending) => {
                     if messenger.handle(self, &id, &mut conn, pending, on)? {
+                        let before = id.list.version();
                         id = self.primary()?;
+                        own_list_changed(&id, before, on);
                         messenger.dir.set(id.list.clone());
                         syncs = self.outgoing_syncs()?;
                         for (sync_id, sync) in &mut syncs {
@@ -909,7 +911,9 @@ impl Engine {
                             && let Ok(list) = signed.verify(&id.account)
                             && list.version() > id.list.version()
                         {
+                            let before = id.list.version();
                             id = self.primary()?;
+                            own_list_changed(&id, before, on);
                             messenger.dir.set(id.list.clone());
                             syncs = self.outgoing_syncs()?;
                             for (sync_id, sync) in &mut syncs {
@@ -1294,6 +1298,17 @@ impl Engine {
 }
 
 /// A bridge desktop as `devices` lists it.
+/// Reports this account's device list when another process (a scan, an unlink) changed it.
+fn own_list_changed(id: &Identity, before: u64, on: &mut dyn FnMut(&Event)) {
+    if id.list.version() != before {
+        on(&Event::Devices {
+            account: id.account.to_string(),
+            version: id.list.version(),
+            devices: id.list.certificates().len(),
+        });
+    }
+}
+
 fn bridge_view(desktop: &BridgeDesktop) -> DeviceView {
     DeviceView {
         id: data_encoding::BASE64URL_NOPAD.encode(&desktop.public_key),

@@ -319,8 +319,10 @@ pub enum Event {
     Typing {
         /// The chat id.
         chat: String,
-        /// Who.
+        /// Who (the name shown).
         from: String,
+        /// Their account id.
+        account: String,
         /// Typing or stopped.
         on: bool,
     },

@@ -129,7 +129,7 @@ export type AppEvent =
   | { event: "message"; message: MessageView }
   | { event: "update"; message: MessageView }
   | { event: "receipt"; id: string; chat: string; status: MessageStatus }
-  | { event: "typing"; chat: string; from: string; on: boolean }
+  | { event: "typing"; chat: string; from: string; account: string; on: boolean }
   | { event: "presence"; device: string; name: string; online: boolean; at: number }
   /** The account's device list changed; `devices` is the list or how many there are now. */
   | { event: "devices"; account: string; version: number; devices: DeviceView[] | number }
