@@ -25,7 +25,8 @@ use tandem_store::Store;
 use tokio_tungstenite::tungstenite::Message as Ws;
 
 use crate::messaging::{
-    EVENT_WAIT, Session, homes_dir, link_laptop, message_text, p50_p99, runtime, secs, timed, us,
+    EVENT_WAIT, Session, homes_dir, link_laptop, message_text, p50_p99, rate, ratio, runtime, secs,
+    timed, us,
 };
 use crate::report::{line, load_average};
 
@@ -125,10 +126,10 @@ pub fn run(out: &mut dyn Write, quick: bool) -> anyhow::Result<()> {
     line(
         out,
         "bridge.sync_rate",
-        rate(bridge_synced, bridge_took),
+        rate(usize::try_from(bridge_synced)?, bridge_took),
         &format!(
             "messages/s over the bridge (multi-device: {} messages/s)",
-            rate(synced, multi_took)
+            rate(usize::try_from(synced)?, multi_took)
         ),
     )?;
 
@@ -223,14 +224,6 @@ pub fn run(out: &mut dyn Write, quick: bool) -> anyhow::Result<()> {
     broker.stop();
     load_average(out, "bridge", "end")?;
     line(out, "bridge.run_time", secs(started.elapsed()), "s")
-}
-
-fn ratio(a: Duration, b: Duration) -> f64 {
-    a.as_secs_f64() / b.as_secs_f64().max(f64::EPSILON)
-}
-
-fn rate(count: u64, took: Duration) -> u64 {
-    (count as f64 / took.as_secs_f64().max(f64::EPSILON)) as u64
 }
 
 /// A loopback address nobody listens on right now.
