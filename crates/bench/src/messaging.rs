@@ -41,7 +41,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use rumqttc::{AsyncClient, EventLoop, Outgoing, Packet, QoS};
+use rumqttc::{AsyncClient, EventLoop, Packet, QoS};
 use tandem_engine::{
     Engine, Event, KeychainUse, LinkOptions, PlanBound, QrSchedule, Reply, Request, SessionHandle,
     session_channel,
@@ -89,6 +89,8 @@ const DISK_SYNCS: usize = 200;
 const DISK_SYNC_BYTES: usize = 4096;
 /// Requests a bare client may queue before its event loop takes them (as the engine's).
 const BARE_REQUEST_CAPACITY: usize = 1024;
+/// How long a bare client waits for the broker to close its connection after `DISCONNECT`.
+const LEAVE_WAIT: Duration = Duration::from_secs(2);
 /// Topic of the bare round trips.
 const RTT_TOPIC: &str = "bench/rtt";
 
@@ -246,10 +248,17 @@ fn latency(
     let laptop = Session::start("Alice's laptop", laptop_home, &broker, |e| {
         matches!(e, Event::Message { .. })
     })?;
+    // A message's first receipt says the broker took it: "sent", or "delivered" when the
+    // laptop's receipt overtook the broker's acknowledgement (the status then never says
+    // "sent").
     let mut bob = Session::start("Bob's phone", &world.bob_phone, &broker, |e| {
         matches!(
             e,
-            Event::Devices { .. } | Event::Receipt { status: "sent", .. }
+            Event::Devices { .. }
+                | Event::Receipt {
+                    status: "sent" | "delivered",
+                    ..
+                }
         )
     })?;
     // Bob's copy of Alice's device list predates the laptop; the retained list brings it.
@@ -468,6 +477,8 @@ impl Messenger<'_> {
                     Event::Receipt { id: sent, .. } if *sent == id => Some(at),
                     _ => None,
                 })?;
+        self.bob
+            .forget(|e| matches!(e, Event::Receipt { id: later, .. } if *later == id));
         Ok(Trip {
             answered,
             acknowledged: acknowledged.saturating_duration_since(t0),
@@ -967,6 +978,11 @@ impl Session {
         }
     }
 
+    /// Drops the kept events `unwanted` says yes to (those no wait will ask for).
+    pub(crate) fn forget(&mut self, unwanted: impl Fn(&Event) -> bool) {
+        self.held.retain(|(_, e)| !unwanted(e));
+    }
+
     /// Stops the session and returns how it ended.
     pub(crate) fn stop(mut self) -> anyhow::Result<()> {
         if let Some(stop) = self.stop.take() {
@@ -1042,11 +1058,11 @@ impl Sniffer {
                             Ok(_) => {}
                             Err(e) => {
                                 ready_tx.send(Err(e.to_string())).ok();
-                                break;
+                                return;
                             }
                         }
                     }
-                    client.disconnect().await.ok();
+                    leave(&client, &mut events).await;
                 });
             })
             .context("starting the sniffer's thread")?;
@@ -1298,18 +1314,27 @@ async fn bare_receiver(
             _ => {}
         }
     }
-    // The last acknowledgements leave with the next polls.
-    client.disconnect().await.ok();
-    tokio::time::timeout(Duration::from_secs(1), async {
-        while let Ok(event) = events.poll().await {
-            if matches!(event, rumqttc::Event::Outgoing(Outgoing::Disconnect)) {
-                break;
-            }
-        }
+    // The last acknowledgements leave with the next polls, before the DISCONNECT.
+    leave(&client, &mut events).await;
+    Ok(())
+}
+
+/// Sends `DISCONNECT` and polls until the broker closes the connection (at most
+/// [`LEAVE_WAIT`]), so that the next client connects only after the broker let this one go.
+///
+/// Closing the socket right after `DISCONNECT` races in rumqttd 0.20: the router may handle the
+/// disconnection twice (once for the packet, once for the closed socket), and if a new client
+/// took the freed connection slot in between, the second time drops *that* client.
+async fn leave(client: &AsyncClient, events: &mut EventLoop) {
+    if client.disconnect().await.is_err() {
+        return;
+    }
+    tokio::time::timeout(LEAVE_WAIT, async {
+        // rumqttc reports the broker's close as an error; the next poll would reconnect.
+        while events.poll().await.is_ok() {}
     })
     .await
     .ok();
-    Ok(())
 }
 
 /// `count` QoS 1 publishes of `payload` bytes through one bare client, spread over `sinks`
@@ -1354,7 +1379,7 @@ fn bare_publishes(
             .await
             .context("the bare publishing task")?
             .context("queuing a bare publish")?;
-        client.disconnect().await.ok();
+        leave(&client, &mut events).await;
         Ok(took)
     })
 }
@@ -1367,20 +1392,20 @@ async fn park_sink(url: &BrokerUrl, client_id: &str, topic: &str) -> anyhow::Res
         .subscribe(topic, QoS::AtLeastOnce)
         .await
         .context("subscribing a sink")?;
-    let parked = tokio::time::timeout(EVENT_WAIT, async {
+    let subscribed = tokio::time::timeout(EVENT_WAIT, async {
         loop {
-            match events.poll().await? {
-                rumqttc::Event::Incoming(Packet::SubAck(_)) => {
-                    client.disconnect().await?;
-                }
-                rumqttc::Event::Outgoing(Outgoing::Disconnect) => return Ok(()),
-                _ => {}
+            if let rumqttc::Event::Incoming(Packet::SubAck(_)) = events.poll().await? {
+                return Ok(());
             }
         }
     })
     .await
     .with_context(|| format!("parking the sink {client_id}"))?;
-    parked.map_err(|e: anyhow::Error| e.context(format!("parking the sink {client_id}")))
+    subscribed
+        .map_err(|e: rumqttc::ConnectionError| anyhow::Error::new(e))
+        .with_context(|| format!("parking the sink {client_id}"))?;
+    leave(&client, &mut events).await;
+    Ok(())
 }
 
 /// `count` appends of [`DISK_SYNC_BYTES`] to a file in `dir`, each followed by a timed
