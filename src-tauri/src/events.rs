@@ -135,6 +135,12 @@ pub fn map_engine_event(event: &Event) -> Mapped {
         | Event::SendFailed { .. }
         | Event::Progress { .. }
         | Event::Synced { .. } => forward(true),
+        // Read, muted, pinned or archived elsewhere: the chat list shows it.
+        Event::ChatChanged { .. } => Mapped {
+            event: None,
+            connection: None,
+            chats_changed: true,
+        },
         Event::Refused { .. }
         | Event::Linked { .. }
         | Event::Typing { .. }

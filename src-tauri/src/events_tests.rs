@@ -154,6 +154,10 @@ fn which_events_change_the_chat_list() {
         account: "a".into(),
         name: "Bob".into()
     }));
+    // Read (or muted, pinned, archived) on the phone: only the chat list shows it.
+    let read_elsewhere = map_engine_event(&Event::ChatChanged { chat: "c".into() });
+    assert!(read_elsewhere.chats_changed);
+    assert_eq!(read_elsewhere.event, None);
     assert!(!changes(Event::Presence {
         device: "b.1".into(),
         name: "Bob".into(),

@@ -1132,8 +1132,9 @@ fn linked_through_the_phone_the_window_says_when_the_phone_is_gone_and_keeps_the
     let id = shown[0].as_str().unwrap().to_owned();
     assert_eq!(must(app.count(&unreachable)), 1, "the banner stays");
 
-    // The phone comes back on its address: the banner goes and the message goes out through
-    // it, under the id the window showed.
+    // The phone comes back on its address (and Bob is online): the banner goes and the
+    // message goes out through it, under the id the window showed.
+    let bob_run = bob.run();
     let mut back = must(
         alice
             .home
@@ -1151,7 +1152,21 @@ fn linked_through_the_phone_the_window_says_when_the_phone_is_gone_and_keeps_the
     });
     assert_eq!(on_phone["from_me"], true, "{on_phone}");
     assert_eq!(on_phone["id"], id.as_str(), "{on_phone}");
+    // Once the broker took it from the phone, the window's clock turns into a tick. (Until
+    // Bob's phone has run once, his devices are unknown and the message cannot leave: it stays
+    // pending, rightly.)
+    let ticked = must(app.wait_until(
+        "the message no longer pending",
+        SYNC,
+        "const m = [...document.querySelectorAll('[data-testid=\"message\"]')]
+           .find(e => e.textContent.includes(arguments[0]));
+         const status = m && m.getAttribute('data-status');
+         return status && status !== 'pending' ? [m.getAttribute('data-message-id'), status] : null;",
+        &[json!(later)],
+    ));
+    assert_eq!(ticked[0], id.as_str(), "{ticked}");
     stop(back);
+    stop(bob_run);
 
     drop(app);
     stage.end("(g) through the phone");

@@ -141,6 +141,41 @@ impl Device {
     fn status(&self) -> Value {
         self.json(&["status"])
     }
+
+    /// The newest message of `chat` whose text is `text`, as `history` shows it.
+    fn message(&self, chat: &str, text: &str) -> Option<Value> {
+        let page = self.json(&["history", chat, "--limit", "50"]);
+        page.as_array()?
+            .iter()
+            .rev()
+            .find(|m| m["text"] == text)
+            .cloned()
+    }
+
+    /// Waits until the message of `chat` with text `text` shows `emoji` from `from`.
+    fn wait_for_reaction(&self, chat: &str, text: &str, emoji: &str, from: &str) {
+        eventually(
+            &format!("{}: {from}'s {emoji} on {text:?}", self.who),
+            STEP,
+            || {
+                let message = self.message(chat, text).unwrap_or_default();
+                let shown = message["reactions"].as_array().is_some_and(|all| {
+                    all.iter().any(|r| r["emoji"] == emoji && r["from"] == from)
+                });
+                (shown.then_some(()), message.to_string())
+            },
+        );
+    }
+
+    /// The unread count of the chat named `name`.
+    fn unread(&self, name: &str) -> u64 {
+        let chats = self.json(&["chats"]);
+        chats
+            .as_array()
+            .and_then(|all| all.iter().find(|c| c["name"] == name))
+            .and_then(|c| c["unread"].as_u64())
+            .unwrap_or_else(|| panic!("{}: no unread count for {name} in {chats}", self.who))
+    }
 }
 
 /// Asserts each of `want` shows exactly once in `texts`.
@@ -434,6 +469,22 @@ fn alice_uses_her_desktop_through_her_phone_and_keeps_reading_when_the_phone_is_
     let queued = desktop.json(&["send", "Bob", "Sure, see you there"]);
     assert_eq!(queued["status"], "pending", "{queued}");
 
+    // Alice's phone runs a while without its bridge: it takes Bob's messages and his reaction
+    // to her answer from the broker. The desktop cannot hear of them yet, and must not lose
+    // them: they wait in the phone's store, noted in the transactions that stored them.
+    let answer = bob
+        .message("Alice", "Yes, writing from the desktop")
+        .expect("Bob holds Alice's answer");
+    bob.json(&["react", text(&answer, "id"), "👍"]);
+    let mut unbridged = Session {
+        who: "Alice's phone, bridge off",
+        bg: alice.spawn(&["run"]),
+    };
+    unbridged.wait("online", |e| e["event"] == "online");
+    alice.wait_for_texts("Bob", &["Lunch at one?", "I'll book a table"], STEP);
+    alice.wait_for_reaction("Bob", "Yes, writing from the desktop", "👍", "Bob");
+    unbridged.stop();
+
     // The phone returns: Bob's messages arrive once, the queued one goes out once.
     let phone = world.run_phone();
     world.wait_reachable(true);
@@ -467,6 +518,21 @@ fn alice_uses_her_desktop_through_her_phone_and_keeps_reading_when_the_phone_is_
             .find(|m| m["text"] == "Sure, see you there")
             .is_some_and(|m| m["status"] != "pending");
         (sent.then_some(()), page.to_string())
+    });
+    desktop.wait_for_reaction("Bob", "Yes, writing from the desktop", "👍", "Bob");
+
+    // Bob changes his reaction while the bridge is up: the desktop follows.
+    bob.json(&["react", text(&answer, "id"), "🎉"]);
+    desktop.wait_for_reaction("Bob", "Yes, writing from the desktop", "🎉", "Bob");
+    // Alice reads Bob's chat on her phone: the desktop's unread count follows.
+    assert!(
+        desktop.unread("Bob") > 0,
+        "Bob's messages are unread on the desktop"
+    );
+    alice.json(&["read", "Bob"]);
+    eventually("the chat read on the desktop too", STEP, || {
+        let unread = desktop.unread("Bob");
+        ((unread == 0).then_some(()), unread.to_string())
     });
 
     session.stop();

@@ -253,6 +253,8 @@ impl Reporter {
                 devices,
             } => eprintln!("{account}: device list version {version}, {devices} devices"),
             Event::Contact { account, name } => eprintln!("New contact {name} ({account})"),
+            // The chat list shows it; nothing to say on a terminal.
+            Event::ChatChanged { .. } => {}
             Event::BridgeListening { address } => {
                 eprintln!("Bridge desktops can connect on {address}.");
             }

@@ -887,7 +887,9 @@ impl<'e> Driver<'e> {
                 }
             }
             EventBody::ChatRead { chat, .. } => {
-                w.mark_chat_read(ChatId(Uuid::from_bytes(chat.0)))?;
+                let chat = ChatId(Uuid::from_bytes(chat.0));
+                w.mark_chat_read(chat)?;
+                effects.push(Effect::Chat { chat });
             }
             EventBody::DeviceChange {
                 device,

@@ -5,17 +5,18 @@
 //! What it owns:
 //! - the listener and one driver loop per WebSocket connection, each carrying one
 //!   [`tandem_bridge::PhoneSession`] (the sans-I/O protocol) and nothing else;
-//! - the event log in the phone's store ([`StoreLog`]): the session's events (new and changed
-//!   messages, receipts) are appended by the hub (typing and presence go to the connections
-//!   open at that moment) and every connection sends what the log holds
-//!   after the last event it sent, so replayed and live events are one stream;
+//! - the event log in the phone's store ([`StoreLog`]): the hub moves what the store noted for
+//!   bridge desktops in the transaction of each change (new and changed messages, reactions,
+//!   chats read; [`log_changes`]) into the log, turns device-list changes into events (typing
+//!   and presence go to the connections open at that moment), and every connection sends what
+//!   the log holds after the last event it sent, so replayed and live events are one stream;
 //! - requests: sends, reactions, edits, deletions and read marks are handed to the phone's
 //!   running session (the same path as another process's `tandem-phone send`), pages and
 //!   searches are answered from the store;
 //! - history syncs to bridge desktops (plans kept in memory while the phone runs: a desktop that
 //!   reconnects resumes; after a phone restart it is told `Unknown` and starts again).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -28,7 +29,7 @@ use tandem_bridge::{
 use tandem_crypto::OsRng;
 use tandem_proto::sync::{AckOutcome, CHAIN_START, SenderWindow, SyncId, SyncMessage};
 use tandem_proto::{ChatId as WireChat, MessageId as WireId, ReceiptKind};
-use tandem_store::{MessageId, Store};
+use tandem_store::{BridgeChange, MessageId, MessageStatus, Store};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, broadcast, mpsc, watch};
 use tokio_tungstenite::WebSocketStream;
@@ -59,6 +60,11 @@ const SILENCE_TICKS: u32 = 35;
 const MAX_KEPT_EVENTS: u64 = 100_000;
 /// Unlogged events (typing, presence) buffered per connection.
 const UNLOGGED_BUFFER: usize = 256;
+/// Changes the store noted for bridge desktops, logged per transaction at most.
+const CHANGES_BATCH: usize = 500;
+/// How often the hub looks for changes noted by another process (a one-shot `tandem-phone
+/// send`, an import) when the session reports none.
+const CHANGES_EVERY: Duration = Duration::from_secs(1);
 
 /// The phone's event log, in its store.
 #[derive(Debug, Clone, Copy)]
@@ -78,9 +84,14 @@ fn log_error(e: impl std::fmt::Display) -> tandem_bridge::Error {
     }
 }
 
+/// A logged event as the log stores it.
+fn encode_event(body: &EventBody) -> tandem_bridge::Result<Vec<u8>> {
+    postcard::to_allocvec(body).map_err(log_error)
+}
+
 impl EventLog for StoreLog<'_> {
     fn append_logged(&mut self, body: EventBody) -> tandem_bridge::Result<u64> {
-        let bytes = postcard::to_allocvec(&body).map_err(log_error)?;
+        let bytes = encode_event(&body)?;
         self.store
             .write_durable(|w| w.append_bridge_event(&bytes, now_ms()))
             .map_err(log_error)
@@ -274,8 +285,17 @@ async fn hub(
             None
         }
     };
+    let own = devices.as_ref().map(|d| d.account);
+    // What was committed and not yet logged (the phone stopped, crashed, or ran without its
+    // bridge) goes out first; then every change as the session reports it, or within
+    // CHANGES_EVERY when another process made it.
+    let mut changes_tick = tokio::time::interval(CHANGES_EVERY);
+    changes_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
+            _ = changes_tick.tick() => {
+                appended += log_noted(&shared, own.as_ref());
+            }
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     next_connection += 1;
@@ -298,9 +318,9 @@ async fn hub(
                     (Event::Devices { .. }, Some(devices)) => devices.changes(&shared.engine),
                     _ => Ok(Vec::new()),
                 };
-                let bodies = changes.and_then(|mut changes| {
-                    changes.extend(bridge_events(&shared.engine, &event)?);
-                    Ok(changes)
+                let bodies = changes.map(|mut changes| {
+                    changes.extend(unlogged_events(&event));
+                    changes
                 });
                 match bodies {
                     Ok(bodies) => {
@@ -310,6 +330,9 @@ async fn hub(
                         }
                     }
                     Err(e) => tracing::warn!(error = %e, "bridge: an event could not be turned into bridge events"),
+                }
+                if matches!(event, Event::Message { .. } | Event::Update { .. } | Event::Receipt { .. }) {
+                    appended += log_noted(&shared, own.as_ref());
                 }
                 if appended >= 1000 {
                     appended = 0;
@@ -414,56 +437,153 @@ fn wire_chat(id: &str) -> Option<WireChat> {
     Uuid::parse_str(id).ok().map(|u| WireChat(*u.as_bytes()))
 }
 
-fn wire_message(id: &str) -> Option<WireId> {
-    Uuid::parse_str(id)
-        .ok()
-        .and_then(|u| WireId::from_bytes(*u.as_bytes()).ok())
+/// [`log_changes`], with a failure logged (the notes stay for the next try).
+fn log_noted(shared: &Shared, own: Option<&tandem_crypto::AccountId>) -> u64 {
+    let Some(own) = own else { return 0 };
+    log_changes(shared, own).unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "bridge: logging the noted changes failed");
+        0
+    })
 }
 
-/// What the bridge sends for one event of the phone's session.
-fn bridge_events(engine: &Engine, event: &Event) -> Result<Vec<EventBody>> {
-    let store = engine.store();
-    let message_body = |id: &str, with_chat: bool| -> Result<Option<EventBody>> {
-        let Ok(uuid) = Uuid::parse_str(id) else {
-            return Ok(None);
+/// Logs what the store noted for bridge desktops (written in the same transaction as each
+/// change: new and changed messages, reactions, chats read here), each as it is now, and drops
+/// the notes in the transaction that logs them: whatever was committed reaches the log, even
+/// if the phone stopped in between. Returns how many events were logged.
+fn log_changes(shared: &Shared, own: &tandem_crypto::AccountId) -> Result<u64> {
+    let store = shared.engine.store();
+    let mut logged = 0;
+    loop {
+        let noted = store.bridge_changes(CHANGES_BATCH)?;
+        let Some(&(last, _)) = noted.last() else {
+            return Ok(logged);
         };
-        let Some(message) = store.message(MessageId(uuid))? else {
-            return Ok(None);
-        };
-        let chat = match with_chat {
-            true => store
-                .chat(message.chat)?
-                .map(|summary| -> Result<_> {
-                    Ok(synced_chat(&summary, store.members(summary.id)?))
-                })
-                .transpose()?,
-            false => None,
-        };
-        Ok(Some(EventBody::Message {
-            message: synced_message(&message),
-            chat,
-        }))
-    };
-    Ok(match event {
-        Event::Message { message } => message_body(&message.id, true)?.into_iter().collect(),
-        Event::Update { message } => message_body(&message.id, false)?.into_iter().collect(),
-        Event::Receipt { id, chat, status } => {
-            let kind = match *status {
-                "delivered" => Some(ReceiptKind::Delivered),
-                "read" => Some(ReceiptKind::Read),
+        let new: HashSet<MessageId> = noted
+            .iter()
+            .filter_map(|(_, change)| match change {
+                BridgeChange::NewMessage(id) => Some(*id),
                 _ => None,
+            })
+            .collect();
+        // A message noted twice (new, then changed) is logged once, as it is now.
+        let mut seen = HashSet::new();
+        let mut encoded = Vec::new();
+        for (_, change) in &noted {
+            let key = match change {
+                BridgeChange::NewMessage(id) => BridgeChange::Message(*id),
+                other => other.clone(),
             };
-            match (kind, wire_chat(chat), wire_message(id)) {
-                (Some(kind), Some(chat), Some(message)) => vec![EventBody::Receipt {
-                    chat,
-                    message,
-                    kind,
-                    by: None,
-                }],
-                // "sent": the message as it is now carries the status.
-                _ => message_body(id, false)?.into_iter().collect(),
+            if seen.insert(key)
+                && let Some(body) = change_event(store, own, change, &new)?
+            {
+                encoded.push(encode_event(&body).map_err(bridge_error)?);
             }
         }
+        let at = now_ms();
+        let head = store.write_durable(|w| -> Result<Option<u64>> {
+            let mut head = None;
+            for bytes in &encoded {
+                head = Some(w.append_bridge_event(bytes, at)?);
+            }
+            w.drop_bridge_changes_through(last)?;
+            Ok(head)
+        })?;
+        if let Some(head) = head {
+            shared.head.send_replace(head);
+        }
+        logged += encoded.len() as u64;
+        if noted.len() < CHANGES_BATCH {
+            return Ok(logged);
+        }
+    }
+}
+
+/// The logged event for one noted change, read from the store as it is now (`None` when
+/// there is nothing left to say: the message is gone, an id is not one the wire carries).
+fn change_event(
+    store: &Store,
+    own: &tandem_crypto::AccountId,
+    change: &BridgeChange,
+    new: &HashSet<MessageId>,
+) -> Result<Option<EventBody>> {
+    let wire = |id: MessageId| WireId::from_bytes(*id.as_bytes()).ok();
+    Ok(match change {
+        BridgeChange::NewMessage(id) | BridgeChange::Message(id) => {
+            let Some(message) = store.message(*id)? else {
+                return Ok(None);
+            };
+            let chat = match new.contains(id) {
+                true => store
+                    .chat(message.chat)?
+                    .map(|summary| -> Result<_> {
+                        Ok(synced_chat(&summary, store.members(summary.id)?))
+                    })
+                    .transpose()?,
+                false => None,
+            };
+            Some(EventBody::Message {
+                message: synced_message(&message),
+                chat,
+            })
+        }
+        BridgeChange::Status(id) => {
+            let Some(message) = store.message(*id)? else {
+                return Ok(None);
+            };
+            let kind = match message.status {
+                MessageStatus::Delivered => Some(ReceiptKind::Delivered),
+                MessageStatus::Read => Some(ReceiptKind::Read),
+                _ => None,
+            };
+            match (kind, wire(*id)) {
+                (Some(kind), Some(wire_id)) => Some(EventBody::Receipt {
+                    chat: WireChat(*message.chat.as_bytes()),
+                    message: wire_id,
+                    kind,
+                    by: None,
+                }),
+                // "sent" has no receipt: the message as it is now carries it.
+                _ => Some(EventBody::Message {
+                    message: synced_message(&message),
+                    chat: None,
+                }),
+            }
+        }
+        BridgeChange::Reaction { message, account } => {
+            let (Some(stored), Some(emoji), Some(id)) = (
+                store.message(*message)?,
+                store.reaction(*message, account)?,
+                wire(*message),
+            ) else {
+                return Ok(None);
+            };
+            let Ok(by) =
+                <[u8; 16]>::try_from(account.as_slice()).map(tandem_crypto::AccountId::from_bytes)
+            else {
+                return Ok(None);
+            };
+            if emoji.len() > tandem_proto::body::MAX_EMOJI_LEN {
+                return Ok(None);
+            }
+            Some(EventBody::Reaction {
+                chat: WireChat(*stored.chat.as_bytes()),
+                message: id,
+                by: (by != *own).then_some(by),
+                emoji,
+            })
+        }
+        BridgeChange::ChatRead { chat, up_to } => wire(*up_to).map(|up_to| EventBody::ChatRead {
+            chat: WireChat(*chat.as_bytes()),
+            up_to,
+        }),
+    })
+}
+
+/// The unlogged bridge events for one event of the phone's session: typing and presence go to
+/// the connections open now (messages and their changes reach the log through the store's
+/// notes, see [`log_changes`]).
+fn unlogged_events(event: &Event) -> Vec<EventBody> {
+    match event {
         Event::Typing {
             chat, account, on, ..
         } => match (wire_chat(chat), account.parse::<tandem_crypto::AccountId>()) {
@@ -481,7 +601,7 @@ fn bridge_events(engine: &Engine, event: &Event) -> Result<Vec<EventBody>> {
             Err(_) => Vec::new(),
         },
         _ => Vec::new(),
-    })
+    }
 }
 
 /// The WebSocket of one desktop.

@@ -583,6 +583,9 @@ impl Engine {
                     account: account.to_string(),
                     on,
                 },
+                Effect::Chat { chat } => Event::ChatChanged {
+                    chat: chat.0.hyphenated().to_string(),
+                },
                 Effect::Contact { account, name } => Event::Contact {
                     account: account.to_string(),
                     name,

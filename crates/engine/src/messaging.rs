@@ -51,6 +51,8 @@ pub(crate) enum Effect {
         account: AccountId,
         on: bool,
     },
+    /// A chat's state (read, muted, pinned, archived) changed on another device.
+    Chat { chat: ChatId },
     /// A contact was added on another device of this account.
     Contact { account: AccountId, name: String },
     /// A group was created or changed (`member`: whether this account is still in it).
@@ -110,6 +112,26 @@ pub(crate) fn name_of(
         .map(|a| a.display_name)
         .filter(|n| !n.is_empty())
         .unwrap_or_else(|| account.to_string()))
+}
+
+/// The name the chat of `message` gives `account`: a direct chat's own name when `account` is
+/// its peer, a group's member name.
+fn member_name(store: &Store, message: MessageId, account: &AccountId) -> Result<Option<String>> {
+    let Some(chat) = store.message(message)?.map(|m| m.chat) else {
+        return Ok(None);
+    };
+    let Some(summary) = store.chat(chat)? else {
+        return Ok(None);
+    };
+    if summary.peer_account.as_deref() == Some(account.as_bytes().as_slice()) {
+        return Ok(Some(summary.name));
+    }
+    Ok(store
+        .members(chat)?
+        .into_iter()
+        .find(|m| m.account.as_deref() == Some(account.as_bytes().as_slice()))
+        .map(|m| m.name)
+        .filter(|n| !n.is_empty()))
 }
 
 /// The accounts a message to `chat` goes to: the other member accounts, then this account (its
@@ -501,16 +523,15 @@ impl Engine {
         ids: &[MessageId],
     ) -> Result<std::collections::HashMap<MessageId, Vec<ReactionView>>> {
         let store = self.store();
-        let own = self.identity().ok();
-        // A bridge-mode desktop has no device identity, but an account.
-        let own_account = match &own {
-            Some(id) => Some(id.account),
-            None => self
-                .bridge_link()
-                .ok()
-                .flatten()
-                .and_then(|l| l.account.parse::<AccountId>().ok()),
+        // This account and its name: the device's identity, or on a bridge-mode desktop (no
+        // device identity) the account its link names.
+        let own: Option<(AccountId, String)> = match self.identity() {
+            Ok(id) => Some((id.account, id.account_name.clone())),
+            Err(_) => self.bridge_link().ok().flatten().and_then(|link| {
+                Some((link.account.parse::<AccountId>().ok()?, link.account_name))
+            }),
         };
+        let own_account = own.as_ref().map(|(account, _)| *account);
         let mut names: BTreeMap<Vec<u8>, String> = BTreeMap::new();
         let mut out = std::collections::HashMap::new();
         for (message, reactions) in store.reactions(ids)? {
@@ -520,7 +541,15 @@ impl Engine {
                     Some(n) => n.clone(),
                     None => {
                         let name = match (account_from(&r.account), &own) {
-                            (Some(account), Some(own)) => display_name(store, own, &account)?,
+                            (Some(account), Some((own, own_name))) => {
+                                let name = name_of(store, own, own_name, &account)?;
+                                match name == account.to_string() {
+                                    // Not a contact here (a bridge-mode desktop holds none):
+                                    // the name the chat gives its member.
+                                    true => member_name(store, message, &account)?.unwrap_or(name),
+                                    false => name,
+                                }
+                            }
                             (Some(account), None) => account.to_string(),
                             (None, _) => String::new(),
                         };
@@ -761,6 +790,7 @@ pub(crate) fn apply(
             if read_up_to.is_some() {
                 w.mark_chat_read(local)?;
             }
+            effects.push(Effect::Chat { chat: local });
         }
         Body::GroupInfo { .. } => {
             effects.extend(crate::groups::apply_group_info(

@@ -315,6 +315,12 @@ pub enum Event {
         /// `"sent"`, `"delivered"` or `"read"`.
         status: &'static str,
     },
+    /// A chat was read, muted, pinned or archived on another device of this account (or, in
+    /// bridge mode, on the phone): its row in the chat list changed.
+    ChatChanged {
+        /// The chat id.
+        chat: String,
+    },
     /// Someone is typing in a chat (or stopped).
     Typing {
         /// The chat id.

@@ -34,10 +34,10 @@ pub use queries::PREVIEW_CHARS;
 pub use secret::{SecretBytes, StoreKey};
 pub use store::{DB_FILE, Store, schema_version};
 pub use types::{
-    Account, BridgeDesktop, ChatId, ChatKind, ChatSummary, Contact, Counts, Cursor, Device, Member,
-    Message, MessageId, MessageKey, MessageKind, MessageStatus, NewChat, NewMessage, NewOutboxItem,
-    OutboxId, OutboxItem, Preview, SearchHit, Sender, StoredDeviceList, SyncPhase, SyncRole,
-    SyncState,
+    Account, BridgeChange, BridgeDesktop, ChatId, ChatKind, ChatSummary, Contact, Counts, Cursor,
+    Device, Member, Message, MessageId, MessageKey, MessageKind, MessageStatus, NewChat,
+    NewMessage, NewOutboxItem, OutboxId, OutboxItem, Preview, SearchHit, Sender, StoredDeviceList,
+    SyncPhase, SyncRole, SyncState,
 };
 pub use writer::{DurableWriter, Writer};
 

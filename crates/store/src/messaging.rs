@@ -8,7 +8,7 @@ use rusqlite::{OptionalExtension, params};
 
 use crate::error::{Result, SqlContext};
 use crate::store::Store;
-use crate::types::{ChatId, MessageId, MessageStatus};
+use crate::types::{BridgeChange, ChatId, MessageId, MessageStatus};
 use crate::writer::Writer;
 
 /// Something to seal for every device of one account (see the `fanout` table).
@@ -159,6 +159,12 @@ impl Writer<'_> {
             .ctx("storing a reaction")?
             .execute(params![message, account, emoji, ts])
             .ctx("storing a reaction")?;
+        if n > 0 {
+            self.changed_for_bridge(&BridgeChange::Reaction {
+                message,
+                account: account.to_vec(),
+            })?;
+        }
         Ok(n > 0)
     }
 
@@ -185,6 +191,12 @@ impl Writer<'_> {
             .ctx("marking a chat read")?;
         rows.sort_by_key(|r| (r.0, r.1.0));
         self.set_unread(chat, 0)?;
+        if let Some((_, up_to, _)) = rows.last() {
+            self.changed_for_bridge(&BridgeChange::ChatRead {
+                chat,
+                up_to: *up_to,
+            })?;
+        }
         Ok(rows
             .into_iter()
             .filter_map(|(_, id, account)| account.map(|a| (id, a)))

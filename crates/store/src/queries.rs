@@ -6,8 +6,8 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use crate::error::{Result, SqlContext};
 use crate::secret::SecretBytes;
 use crate::types::{
-    Account, BridgeDesktop, ChatId, ChatSummary, Contact, Cursor, Device, Member, Message,
-    MessageId, Preview, Sender, StoredDeviceList, SyncState,
+    Account, BridgeChange, BridgeDesktop, ChatId, ChatSummary, Contact, Cursor, Device, Member,
+    Message, MessageId, Preview, Sender, StoredDeviceList, SyncState,
 };
 
 /// Characters of the last message kept in a chat-list preview.
@@ -293,6 +293,57 @@ pub(crate) fn bridge_acked(conn: &Connection, public_key: &[u8]) -> Result<u64> 
         .optional()
         .ctx("reading bridge acknowledgements")?;
     Ok(up_to.and_then(|u| u64::try_from(u).ok()).unwrap_or(0))
+}
+
+/// Up to `max` changes for bridge desktops, oldest first (see `0004_bridge_changes.sql`).
+pub(crate) fn bridge_changes(conn: &Connection, max: usize) -> Result<Vec<(i64, BridgeChange)>> {
+    let mut stmt = conn
+        .prepare_cached("SELECT id, kind, target, extra FROM bridge_changes ORDER BY id LIMIT ?1")
+        .ctx("reading the bridge changes")?;
+    let rows = stmt
+        .query_map([i64::try_from(max).unwrap_or(i64::MAX)], |r| {
+            let id: i64 = r.get(0)?;
+            let kind: i64 = r.get(1)?;
+            let extra: Option<Vec<u8>> = r.get(3)?;
+            let change = match (kind, extra) {
+                (0, _) => BridgeChange::NewMessage(r.get(2)?),
+                (4, _) => BridgeChange::Status(r.get(2)?),
+                (2, Some(account)) => BridgeChange::Reaction {
+                    message: r.get(2)?,
+                    account,
+                },
+                (3, Some(up_to)) => BridgeChange::ChatRead {
+                    chat: r.get(2)?,
+                    up_to: <[u8; 16]>::try_from(up_to.as_slice())
+                        .map(MessageId::from)
+                        .map_err(|e| {
+                            rusqlite::Error::FromSqlConversionFailure(
+                                3,
+                                rusqlite::types::Type::Blob,
+                                Box::new(e),
+                            )
+                        })?,
+                },
+                _ => BridgeChange::Message(r.get(2)?),
+            };
+            Ok((id, change))
+        })
+        .ctx("reading the bridge changes")?;
+    rows.collect::<rusqlite::Result<_>>()
+        .ctx("reading the bridge changes")
+}
+
+/// The emoji `account` reacted to `message` with (empty: taken back), if it ever did.
+pub(crate) fn reaction(
+    conn: &Connection,
+    message: MessageId,
+    account: &[u8],
+) -> Result<Option<String>> {
+    conn.prepare_cached("SELECT emoji FROM reactions WHERE message = ?1 AND account = ?2")
+        .ctx("reading a reaction")?
+        .query_row(params![message, account], |r| r.get(0))
+        .optional()
+        .ctx("reading a reaction")
 }
 
 /// The messages queued for the phone on a bridge-mode desktop, oldest first.

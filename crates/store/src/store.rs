@@ -16,8 +16,9 @@ use crate::queries::{self, MESSAGE_COLUMN_COUNT, MESSAGE_COLUMNS};
 use crate::search;
 use crate::secret::{SecretBytes, SecretString, StoreKey};
 use crate::types::{
-    Account, BridgeDesktop, ChatId, ChatSummary, Contact, Counts, Cursor, Device, Member, Message,
-    MessageId, MessageKey, OutboxId, OutboxItem, SearchHit, StoredDeviceList, SyncState,
+    Account, BridgeChange, BridgeDesktop, ChatId, ChatSummary, Contact, Counts, Cursor, Device,
+    Member, Message, MessageId, MessageKey, OutboxId, OutboxItem, SearchHit, StoredDeviceList,
+    SyncState,
 };
 use crate::writer::{DurableWriter, Writer};
 
@@ -29,6 +30,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_init.sql"),
     include_str!("../migrations/0002_messaging.sql"),
     include_str!("../migrations/0003_bridge.sql"),
+    include_str!("../migrations/0004_bridge_changes.sql"),
 ];
 
 /// How long a connection waits for a lock held by another before failing.
@@ -156,7 +158,7 @@ impl Store {
         f: impl FnOnce(&mut Writer<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
         let mut conn = lock(&self.writer);
-        transaction(&mut conn, |conn| f(&mut Writer { conn }))
+        transaction(&mut conn, |conn| f(&mut Writer::new(conn)))
     }
 
     /// As [`Store::write`], committed under `synchronous=FULL` so the commit is on disk before
@@ -174,7 +176,7 @@ impl Store {
             .ctx("switching to synchronous=FULL")?;
         let result = transaction(&mut conn, |conn| {
             f(&mut DurableWriter {
-                inner: Writer { conn },
+                inner: Writer::new(conn),
             })
         });
         if let Err(e) = conn.pragma_update(None, "synchronous", "NORMAL") {
@@ -477,6 +479,23 @@ impl Store {
     /// On a database failure.
     pub fn bridge_acked(&self, public_key: &[u8]) -> Result<u64> {
         self.read(|c| queries::bridge_acked(c, public_key))
+    }
+
+    /// On the phone: up to `max` changes bridge desktops have yet to hear of, oldest first,
+    /// each with its number (for [`Writer::drop_bridge_changes_through`]).
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub fn bridge_changes(&self, max: usize) -> Result<Vec<(i64, BridgeChange)>> {
+        self.read(|c| queries::bridge_changes(c, max))
+    }
+
+    /// The emoji `account` reacted to `message` with (empty: removed), if it ever reacted.
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub fn reaction(&self, message: MessageId, account: &[u8]) -> Result<Option<String>> {
+        self.read(|c| queries::reaction(c, message, account))
     }
 
     /// On a bridge-mode desktop: the messages waiting for the phone, oldest first.

@@ -1227,3 +1227,99 @@ fn the_store_can_be_shared_between_threads() {
     });
     assert_eq!(f.store.counts().unwrap().messages, 20);
 }
+
+#[test]
+fn a_phone_with_bridge_desktops_notes_each_change_for_them_in_the_changes_own_transaction() {
+    let f = Fixture::new();
+    with_chat(&f, cid(1), "Lunch");
+    // No bridge desktop yet: nothing is noted.
+    insert(&f, &[text(1, cid(1), 1_000, "before any bridge desktop")]);
+    assert_eq!(f.store.bridge_changes(10).unwrap(), vec![]);
+
+    f.store
+        .write_durable(|w| {
+            w.put_bridge_desktop(&BridgeDesktop {
+                public_key: vec![1; 32],
+                name: "Office".into(),
+                platform: "linux".into(),
+                linked_at: 1,
+            })
+        })
+        .unwrap();
+    let bob = vec![7u8; 16];
+    f.store
+        .write(|w| -> Result<()> {
+            w.insert_messages(&[
+                text(2, cid(1), 2_000, "new"),
+                text(1, cid(1), 1_000, "already stored: no change"),
+            ])?;
+            assert!(w.edit_message(mid(2), "new, edited", 2_500)?);
+            assert!(
+                !w.edit_message(mid(2), "an older edit", 2_400)?,
+                "no change"
+            );
+            assert!(w.set_reaction(mid(1), &bob, "👍", 3_000)?);
+            assert!(w.set_status(mid(2), MessageStatus::Delivered)?);
+            assert_eq!(w.mark_chat_read(cid(1))?.len(), 0, "no sender accounts");
+            Ok(())
+        })
+        .unwrap();
+    // A transaction that fails leaves no note either.
+    let failed: Result<()> = f.store.write(|w| {
+        w.delete_for_everyone(mid(1))?;
+        Err(Error::OutOfRange {
+            what: "test",
+            value: "rolled back".into(),
+        })
+    });
+    assert!(failed.is_err());
+
+    let changes: Vec<BridgeChange> = f
+        .store
+        .bridge_changes(10)
+        .unwrap()
+        .into_iter()
+        .map(|(_, c)| c)
+        .collect();
+    assert_eq!(
+        changes,
+        vec![
+            BridgeChange::NewMessage(mid(2)),
+            BridgeChange::Message(mid(2)),
+            BridgeChange::Reaction {
+                message: mid(1),
+                account: bob.clone(),
+            },
+            BridgeChange::Status(mid(2)),
+            BridgeChange::ChatRead {
+                chat: cid(1),
+                up_to: mid(2),
+            },
+        ]
+    );
+    assert_eq!(
+        f.store.reaction(mid(1), &bob).unwrap().as_deref(),
+        Some("👍")
+    );
+    assert_eq!(f.store.reaction(mid(2), &bob).unwrap(), None);
+
+    // Logged ones are dropped up to a number; later ones stay, and survive a reopen.
+    let numbers: Vec<i64> = f
+        .store
+        .bridge_changes(10)
+        .unwrap()
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    assert!(numbers.windows(2).all(|w| w[0] < w[1]), "{numbers:?}");
+    f.store
+        .write(|w| w.drop_bridge_changes_through(numbers[2]))
+        .unwrap();
+    let f = f.reopen();
+    assert_eq!(
+        f.store.bridge_changes(1).unwrap().len(),
+        1,
+        "the limit holds"
+    );
+    assert_eq!(f.store.bridge_changes(10).unwrap().len(), 2);
+}

@@ -618,6 +618,32 @@ pub struct Contact {
     pub added_at: i64,
 }
 
+/// A change bridge desktops have yet to hear of, recorded by the phone's store in the same
+/// transaction as the change (see [`crate::Store::bridge_changes`]).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum BridgeChange {
+    /// A message was added.
+    NewMessage(MessageId),
+    /// A stored message changed: its text (edit) or its deletion.
+    Message(MessageId),
+    /// A message's delivery status moved on.
+    Status(MessageId),
+    /// `account` reacted to `message` (or took its reaction back).
+    Reaction {
+        /// The message.
+        message: MessageId,
+        /// Who reacted.
+        account: Vec<u8>,
+    },
+    /// This account read `chat` here, up to `up_to`.
+    ChatRead {
+        /// The chat.
+        chat: ChatId,
+        /// The newest message marked read.
+        up_to: MessageId,
+    },
+}
+
 /// A desktop authorised on the phone's bridge (not a device of the account).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BridgeDesktop {

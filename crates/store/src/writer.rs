@@ -14,8 +14,8 @@ use crate::queries;
 use crate::rowid;
 use crate::secret::SecretBytes;
 use crate::types::{
-    Account, BridgeDesktop, ChatId, Contact, Device, Message, MessageId, MessageStatus, NewChat,
-    NewMessage, NewOutboxItem, OutboxId, SyncState,
+    Account, BridgeChange, BridgeDesktop, ChatId, Contact, Device, Message, MessageId,
+    MessageStatus, NewChat, NewMessage, NewOutboxItem, OutboxId, SyncState,
 };
 
 const INSERT_MESSAGE: &str = "INSERT INTO messages \
@@ -31,6 +31,8 @@ const INDEX_MESSAGE: &str = "INSERT INTO messages_fts (rowid, text, chat_tag) \
 /// A write transaction in progress (see [`crate::Store::write`]).
 pub struct Writer<'c> {
     pub(crate) conn: &'c Connection,
+    /// Whether this store serves bridge desktops, read at the first change they must hear of.
+    serves_bridge: Option<bool>,
 }
 
 /// A write transaction committed under `synchronous=FULL`, for key material and protocol state
@@ -68,7 +70,66 @@ fn to_i64(what: &'static str, value: u64) -> Result<i64> {
     })
 }
 
-impl Writer<'_> {
+impl<'c> Writer<'c> {
+    pub(crate) fn new(conn: &'c Connection) -> Self {
+        Self {
+            conn,
+            serves_bridge: None,
+        }
+    }
+
+    /// Records a change for the bridge desktops (`0004_bridge_changes.sql`), in this
+    /// transaction, when the store has any.
+    pub(crate) fn changed_for_bridge(&mut self, change: &BridgeChange) -> Result<()> {
+        let serves = match self.serves_bridge {
+            Some(serves) => serves,
+            None => {
+                let serves = self
+                    .conn
+                    .prepare_cached("SELECT EXISTS (SELECT 1 FROM bridge_desktops)")
+                    .ctx("reading whether bridge desktops are linked")?
+                    .query_row([], |r| r.get(0))
+                    .ctx("reading whether bridge desktops are linked")?;
+                self.serves_bridge = Some(serves);
+                serves
+            }
+        };
+        if !serves {
+            return Ok(());
+        }
+        let (kind, target, extra): (i64, &[u8; 16], Option<&[u8]>) = match change {
+            BridgeChange::NewMessage(id) => (0, id.as_bytes(), None),
+            BridgeChange::Message(id) => (1, id.as_bytes(), None),
+            BridgeChange::Status(id) => (4, id.as_bytes(), None),
+            BridgeChange::Reaction { message, account } => {
+                (2, message.as_bytes(), Some(account.as_slice()))
+            }
+            BridgeChange::ChatRead { chat, up_to } => {
+                (3, chat.as_bytes(), Some(up_to.as_bytes().as_slice()))
+            }
+        };
+        self.conn
+            .prepare_cached("INSERT INTO bridge_changes (kind, target, extra) VALUES (?1, ?2, ?3)")
+            .ctx("recording a change for bridge desktops")?
+            .execute(params![kind, target.as_slice(), extra])
+            .ctx("recording a change for bridge desktops")?;
+        Ok(())
+    }
+
+    /// Deletes the bridge changes numbered up to `through` (logged for the desktops).
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub fn drop_bridge_changes_through(&mut self, through: i64) -> Result<u64> {
+        let n = self
+            .conn
+            .prepare_cached("DELETE FROM bridge_changes WHERE id <= ?1")
+            .ctx("dropping logged bridge changes")?
+            .execute([through])
+            .ctx("dropping logged bridge changes")?;
+        Ok(n as u64)
+    }
+
     /// Creates a chat or updates its kind, name and peer; replaces its member list with
     /// `chat.members`. Counters, flags and unread counts are left as they are.
     ///
@@ -120,7 +181,7 @@ impl Writer<'_> {
             .prepare_cached(INDEX_MESSAGE)
             .ctx("preparing the search index insert")?;
         let mut added_per_chat: BTreeMap<ChatId, u64> = BTreeMap::new();
-        let mut added = 0;
+        let mut added_ids = Vec::new();
         for m in messages {
             let mut rowid = rowid::preferred(m.ts, &m.id);
             let mut probes = 0;
@@ -178,7 +239,7 @@ impl Writer<'_> {
                     .ctx("indexing a message for search")?;
             }
             if changed > 0 {
-                added += 1;
+                added_ids.push(m.id);
                 *added_per_chat.entry(m.chat).or_default() += 1;
             }
         }
@@ -186,7 +247,10 @@ impl Writer<'_> {
         for (chat, n) in added_per_chat {
             self.refresh_chat(chat, to_i64("message count", n)?)?;
         }
-        Ok(added)
+        for id in &added_ids {
+            self.changed_for_bridge(&BridgeChange::NewMessage(*id))?;
+        }
+        Ok(added_ids.len())
     }
 
     /// Adds `delta` to a chat's message count and recomputes its newest message.
@@ -219,7 +283,7 @@ impl Writer<'_> {
             .ctx("editing a message")?
             .execute(params![id, text, edited_at])
             .ctx("editing a message")?;
-        Ok(n > 0)
+        self.message_changed(id, n)
     }
 
     /// Deletes a message for everyone: it stays in its chat as a "deleted" row with no text or
@@ -234,7 +298,7 @@ impl Writer<'_> {
             .ctx("deleting a message")?
             .execute([id])
             .ctx("deleting a message")?;
-        Ok(n > 0)
+        self.message_changed(id, n)
     }
 
     /// Removes a message from this store entirely ("delete for me"). Returns false when unknown.
@@ -270,7 +334,18 @@ impl Writer<'_> {
             .ctx("updating a message status")?
             .execute(params![id, status])
             .ctx("updating a message status")?;
+        if n > 0 {
+            self.changed_for_bridge(&BridgeChange::Status(id))?;
+        }
         Ok(n > 0)
+    }
+
+    /// Whether `rows` (of one message) changed; records the change for bridge desktops.
+    fn message_changed(&mut self, id: MessageId, rows: usize) -> Result<bool> {
+        if rows > 0 {
+            self.changed_for_bridge(&BridgeChange::Message(id))?;
+        }
+        Ok(rows > 0)
     }
 
     fn set_chat_column(&mut self, sql: &'static str, chat: ChatId, value: i64) -> Result<bool> {
