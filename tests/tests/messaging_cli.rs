@@ -14,7 +14,8 @@
 //! survive a Mosquitto restart; a desktop killed mid-burst gets the rest; a 30-second network
 //! cut while the desktop sends; a phone started while its broker is down; a desktop that was
 //! off gets everything when it comes back; a linked desktop learns a new contact; typing and
-//! presence (Last Will).
+//! presence (Last Will); with two brokers listed, every device fails over to the second when
+//! the first dies.
 //!
 //! Every wait is bounded and every failure shows what the programs printed. Every process a
 //! story starts is stopped before it ends (a failing story kills them on drop).
@@ -1053,4 +1054,82 @@ fn typing_and_presence_reach_the_desktop() {
 
     desktop_run.stop();
     took("8 typing and presence", started);
+}
+
+// ---------------------------------------------------------------------------------------
+// Story 9.
+
+#[test]
+fn with_two_brokers_listed_every_device_fails_over_when_the_first_dies() {
+    let started = Instant::now();
+    let (first, first_url) = embedded_broker();
+    let (second, second_url) = embedded_broker();
+    // Two brokers of one deployment, in the order tried: the phone is set up with both, and
+    // the desktop it links gets both from its offer.
+    let list = format!("{first_url},{second_url}");
+    let world = World::new(&list);
+    let (alice, bob, desktop) = (&world.alice, &world.bob, &world.desktop);
+    let listed = [first_url.as_str(), second_url.as_str()];
+    for device in [alice, bob, desktop] {
+        let status = device.json(&["status"]);
+        assert_eq!(status["brokers"], serde_json::json!(listed), "{status}");
+        assert_eq!(status["broker"], Value::Null, "no session runs: {status}");
+    }
+
+    // Everyone starts on the first broker, and says so.
+    let mut sessions = [alice.start(), bob.start(), desktop.start()];
+    for session in &mut sessions {
+        let online = session.next("online", STEP, |e| is_event(e, "online"));
+        assert_eq!(online["broker"], first_url.as_str(), "{online}");
+    }
+    assert_eq!(desktop.json(&["status"])["broker"], first_url.as_str());
+    bob.json(&["send", "Alice", "On the first broker"]);
+    sessions[2].message("On the first broker", STEP);
+
+    // The first broker dies: each device moves to the second, keeps its session running, and
+    // says where it is now.
+    stop_broker(first);
+    let moved = Instant::now();
+    for session in &mut sessions {
+        let online = session.next("online on the second broker", STEP, |e| {
+            is_event(e, "online") && e["broker"] == second_url.as_str()
+        });
+        assert_eq!(online["broker"], second_url.as_str(), "{online}");
+    }
+    eprintln!(
+        "story 9: every device was on the second broker {} ms after the first stopped",
+        moved.elapsed().as_millis()
+    );
+    let status = eventually(
+        "the desktop's status naming the second broker",
+        STEP,
+        || {
+            let status = desktop.json(&["status"]);
+            let on_second = status["broker"] == second_url.as_str();
+            (on_second.then(|| status.clone()), status.to_string())
+        },
+    );
+    assert_eq!(status["brokers"], serde_json::json!(listed), "{status}");
+
+    // Messages flow there, both ways, each once.
+    bob.json(&["send", "Alice", "On the second broker"]);
+    sessions[2].message("On the second broker", STEP);
+    sessions[0].message("On the second broker", STEP);
+    desktop.json(&["send", "Bob", "Answered after the failover"]);
+    sessions[1].message("Answered after the failover", STEP);
+    let want: Vec<String> = [
+        "On the first broker",
+        "On the second broker",
+        "Answered after the failover",
+    ]
+    .map(str::to_owned)
+    .into();
+    let history = desktop.wait_for_history("Bob", want.len(), STEP);
+    assert_exactly("the desktop's chat with Bob", &history, &want);
+
+    for session in sessions {
+        session.stop();
+    }
+    stop_broker(second);
+    took("9 failover to the second broker", started);
 }

@@ -33,7 +33,7 @@ impl Engine {
             ));
         }
         if let Some(url) = broker {
-            tandem_net::BrokerUrl::parse(url).map_err(|e| Error::BadInput(e.to_string()))?;
+            tandem_net::BrokerList::parse(url).map_err(|e| Error::BadInput(e.to_string()))?;
         }
         let store = self.store();
         if let Some(existing) = store.identity(identity::ACCOUNT_KEY)? {

@@ -413,15 +413,28 @@ impl Engine {
         )
     }
 
-    /// [`Engine::status`], and on a bridge-mode desktop whether the phone is reachable now:
-    /// asked of the running session (over the control socket) when one runs, else tried with
-    /// a handshake of at most 2 s.
+    /// [`Engine::status`] with what only a running session knows: on a device with its own
+    /// broker session, the broker it is connected to now (asked over the control socket;
+    /// `null` when no session runs); on a bridge-mode desktop, whether the phone is reachable
+    /// now (asked of the running session, else tried with a handshake of at most 2 s).
     ///
     /// # Errors
     /// As [`Engine::status`].
     pub async fn status_live(&self) -> Result<Status> {
         let mut status = self.status()?;
+        if status.mode == "unlinked" {
+            return Ok(status);
+        }
         if status.mode != "bridge" {
+            // The broker the running session is on, if one runs.
+            let broker = match Engine::hand_over(self.home(), &Request::Connection).await {
+                Ok(Some(Reply::Ok(value))) => value
+                    .get("broker")
+                    .and_then(serde_json::Value::as_str)
+                    .map(str::to_owned),
+                _ => None,
+            };
+            status.broker = Some(broker);
             return Ok(status);
         }
         let reachable = match Engine::hand_over(self.home(), &Request::PhoneStatus).await {
@@ -1372,6 +1385,10 @@ impl<'e> Driver<'e> {
             ));
             return Ok(());
         }
+        if let Request::Connection = request {
+            let _ = reply.send(Reply::Ok(serde_json::json!({ "broker": null })));
+            return Ok(());
+        }
         let prepared = self.prepare(&request);
         let (body, after) = match prepared {
             Ok(prepared) => prepared,
@@ -1502,6 +1519,7 @@ impl<'e> Driver<'e> {
             }
             Request::Send { .. }
             | Request::PhoneStatus
+            | Request::Connection
             | Request::GroupCreate { .. }
             | Request::GroupAdd { .. }
             | Request::GroupRemove { .. }

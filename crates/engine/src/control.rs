@@ -105,6 +105,9 @@ pub enum Request {
     /// Bridge mode: whether the running session is connected to the phone now
     /// (`{"phone_reachable": bool}`; `null` from a session that is not in bridge mode).
     PhoneStatus,
+    /// The broker the running session is connected to now (`{"broker": url}`; `null` when it
+    /// is between brokers or is a bridge-mode desktop's).
+    Connection,
     /// [`Engine::contact_add`].
     ContactAdd {
         /// The contact link.

@@ -1271,14 +1271,11 @@ fn device_connection(id: &Identity) -> Result<Connection> {
     Ok(conn)
 }
 
-/// The first usable broker an offer names, else `fallback` (the code's broker).
+/// The usable brokers an offer names, as a list the connection fails over along (the nodes of
+/// a cluster), else `fallback` (the code's broker).
 fn offer_broker(offer: &Offer, fallback: &str) -> String {
-    offer
-        .brokers
-        .iter()
-        .find(|b| tandem_net::BrokerUrl::parse(b).is_ok())
-        .cloned()
-        .unwrap_or_else(|| fallback.to_owned())
+    tandem_net::BrokerList::from_urls(offer.brokers.iter().filter_map(|b| b.parse().ok()))
+        .map_or_else(|| fallback.to_owned(), |list| list.to_string())
 }
 
 /// The client settings of the login an offer gave (none: no login, the system's CAs).

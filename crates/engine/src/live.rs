@@ -241,6 +241,7 @@ impl Messenger {
                     Ok(serde_json::json!({ "published": items.len() }))
                 }
                 Request::PhoneStatus => Ok(serde_json::json!({ "phone_reachable": null })),
+                Request::Connection => Ok(serde_json::json!({ "broker": conn.connected_url() })),
                 Request::Typing { chat, on } => {
                     for (to, envelope) in engine.typing_envelopes(id, &self.dir, chat, *on)? {
                         conn.publish_once(&topics::inbox(&to), envelope, false)?;

@@ -10,8 +10,10 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
-use rumqttc::{AsyncClient, ConnectionError, Event, EventLoop, Outgoing, Packet, Publish, QoS};
-use tandem_net::{BrokerUrl, ClientSettings, mqtt_options};
+use rumqttc::{
+    AsyncClient, ConnectionError, Event, EventLoop, MqttOptions, Outgoing, Packet, Publish, QoS,
+};
+use tandem_net::{BrokerList, BrokerUrl, ClientSettings, mqtt_options};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -28,6 +30,8 @@ const FIRST_CONNECT_GRACE: Duration = Duration::from_secs(5);
 const MIN_BACKOFF: Duration = Duration::from_millis(250);
 /// The longest pause between connection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(8);
+/// Failed attempts on one broker of a list before the next one is tried.
+const FAILOVER_AFTER: u32 = 2;
 
 /// One result of polling the event loop.
 type Polled = std::result::Result<Event, ConnectionError>;
@@ -35,25 +39,42 @@ type Polled = std::result::Result<Event, ConnectionError>;
 /// Events the driver task may poll ahead of its owner.
 const POLLED_CAPACITY: usize = 256;
 
-/// Polls `events` on its own task and hands every result over in order. `rumqttc`'s `poll`
-/// is not cancel-safe (a packet taken from the request queue can be left unwritten, or
-/// written and unflushed, when the future is dropped), so the owner, which waits on deadlines
-/// and on other work, only ever waits on this channel. After a failed poll the task pauses
-/// (doubling up to [`MAX_BACKOFF`], reset by a connection) before it tries again.
-fn spawn_driver(mut events: EventLoop) -> (mpsc::Receiver<Polled>, JoinHandle<()>) {
+/// Polls `events` on its own task and hands every result over in order, with the index of the
+/// broker it came from. `rumqttc`'s `poll` is not cancel-safe (a packet taken from the request
+/// queue can be left unwritten, or written and unflushed, when the future is dropped), so the
+/// owner, which waits on deadlines and on other work, only ever waits on this channel. After a
+/// failed poll the task pauses (doubling up to [`MAX_BACKOFF`], reset by a connection) before
+/// it tries again; after [`FAILOVER_AFTER`] failures in a row it moves on to the next of
+/// `brokers` (the same client id and session settings, so a cluster's node keeps the session).
+fn spawn_driver(
+    mut events: EventLoop,
+    brokers: Vec<MqttOptions>,
+) -> (mpsc::Receiver<(usize, Polled)>, JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(POLLED_CAPACITY);
     let task = tokio::spawn(async move {
         let mut backoff = MIN_BACKOFF;
+        let mut current = 0;
+        let mut failures = 0;
         loop {
             let polled = events.poll().await;
             let failed = polled.is_err();
             if matches!(polled, Ok(Event::Incoming(Packet::ConnAck(_)))) {
                 backoff = MIN_BACKOFF;
+                failures = 0;
             }
-            if tx.send(polled).await.is_err() {
+            if tx.send((current, polled)).await.is_err() {
                 return;
             }
             if failed {
+                failures += 1;
+                if brokers.len() > 1 && failures >= FAILOVER_AFTER {
+                    current = (current + 1) % brokers.len();
+                    if let Some(next) = brokers.get(current) {
+                        events.mqtt_options = next.clone();
+                    }
+                    failures = 0;
+                    backoff = MIN_BACKOFF;
+                }
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(MAX_BACKOFF);
             }
@@ -104,14 +125,19 @@ pub(crate) mod topics {
 
 /// One client connection and its event loop.
 pub(crate) struct Connection {
-    url: BrokerUrl,
+    /// The brokers to try, in order.
+    brokers: BrokerList,
+    /// The broker of the latest connection (an index in `brokers`).
+    current: usize,
     client: AsyncClient,
     /// The event loop until the first poll moves it into its driver task.
     events: Option<EventLoop>,
-    /// What the driver task polled, in order.
-    polled: Option<mpsc::Receiver<Polled>>,
+    /// Each broker's options, for the driver task's failover.
+    options: Vec<MqttOptions>,
+    /// What the driver task polled, in order, with the broker it came from.
+    polled: Option<mpsc::Receiver<(usize, Polled)>>,
     /// A polled result taken out of order by [`Connection::ready_pubacks`], returned first.
-    stashed: Option<Polled>,
+    stashed: Option<(usize, Polled)>,
     driver: Option<JoinHandle<()>>,
     subscriptions: Vec<String>,
     subscribes_sent: u64,
@@ -140,7 +166,7 @@ pub(crate) struct Connection {
 impl std::fmt::Debug for Connection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Connection")
-            .field("url", &self.url.to_string())
+            .field("brokers", &self.brokers.to_string())
             .field("subscriptions", &self.subscriptions)
             .finish_non_exhaustive()
     }
@@ -176,26 +202,42 @@ impl Connection {
         Self::with_settings(url, client_id, settings)
     }
 
-    /// A connection with every setting given (login, TLS trust, session, will).
+    /// A connection with every setting given (login, TLS trust, session, will). `url` may
+    /// name several brokers of one deployment (`mqtt://a:1883,mqtt://b:1883`): the first is
+    /// tried first, and the connection fails over to the next when the one it is on is
+    /// unreachable or dies.
     pub(crate) fn with_settings(
         url: &str,
         client_id: &str,
         settings: ClientSettings,
     ) -> Result<Self> {
-        let url = BrokerUrl::parse(url).map_err(|e| Error::BadInput(e.to_string()))?;
-        let mut options =
-            mqtt_options(&url, client_id, &settings).map_err(|e| Error::BadInput(e.to_string()))?;
-        options.set_manual_acks(true);
-        let (client, mut events) = AsyncClient::new(options, REQUEST_CAPACITY);
+        let brokers = BrokerList::parse(url).map_err(|e| Error::BadInput(e.to_string()))?;
+        let options = brokers
+            .urls()
+            .iter()
+            .map(|url| {
+                let mut options = mqtt_options(url, client_id, &settings)
+                    .map_err(|e| Error::BadInput(e.to_string()))?;
+                options.set_manual_acks(true);
+                Ok(options)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let first = options
+            .first()
+            .cloned()
+            .ok_or_else(|| Error::BadInput("no broker to connect to".into()))?;
+        let (client, mut events) = AsyncClient::new(first, REQUEST_CAPACITY);
         // Small packets both ways (a publish, then its acknowledgement): without TCP_NODELAY,
         // Nagle's algorithm meeting the peer's delayed ACK holds one for up to 40 ms.
         let mut network = events.network_options();
         network.set_tcp_nodelay(true);
         events.set_network_options(network);
         Ok(Self {
-            url,
+            brokers,
+            current: 0,
             client,
             events: Some(events),
+            options,
             polled: None,
             stashed: None,
             driver: None,
@@ -228,7 +270,7 @@ impl Connection {
         let Some(mut rx) = self.polled.take() else {
             return tags;
         };
-        while let Ok(polled) = rx.try_recv() {
+        while let Ok((from, polled)) = rx.try_recv() {
             match polled {
                 Ok(Event::Incoming(Packet::PubAck(ack))) => {
                     self.pubacks += 1;
@@ -238,7 +280,7 @@ impl Connection {
                 }
                 Ok(Event::Outgoing(outgoing)) => self.on_outgoing(&outgoing),
                 other => {
-                    self.stashed = Some(other);
+                    self.stashed = Some((from, other));
                     break;
                 }
             }
@@ -259,14 +301,24 @@ impl Connection {
         self.patient = true;
     }
 
-    /// The broker's address.
+    /// The address of the broker of the latest connection (the first one before any).
     pub(crate) fn url(&self) -> String {
-        self.url.to_string()
+        self.current_url()
+            .map_or_else(|| self.brokers.to_string(), ToString::to_string)
+    }
+
+    /// The broker connected now, if the connection is up.
+    pub(crate) fn connected_url(&self) -> Option<String> {
+        self.connected.then(|| self.url())
+    }
+
+    fn current_url(&self) -> Option<&BrokerUrl> {
+        self.brokers.urls().get(self.current)
     }
 
     fn queue_failed(&self, e: &rumqttc::ClientError) -> Error {
         Error::Broker {
-            url: self.url.to_string(),
+            url: self.url(),
             reason: format!("request queue: {e}"),
         }
     }
@@ -389,7 +441,9 @@ impl Connection {
         }
         if self.client.try_disconnect().is_ok() {
             let deadline = Instant::now() + Duration::from_secs(2);
-            while let Ok(Some(Ok(event))) = tokio::time::timeout_at(deadline, self.poll()).await {
+            while let Ok(Some((_, Ok(event)))) =
+                tokio::time::timeout_at(deadline, self.poll()).await
+            {
                 if matches!(event, Event::Outgoing(rumqttc::Outgoing::Disconnect)) {
                     break;
                 }
@@ -397,13 +451,14 @@ impl Connection {
         }
     }
 
-    /// The next polled result, from the driver task (started on the first call). Cancel-safe.
-    async fn poll(&mut self) -> Option<Polled> {
+    /// The next polled result, from the driver task (started on the first call), with the
+    /// broker it came from. Cancel-safe.
+    async fn poll(&mut self) -> Option<(usize, Polled)> {
         if let Some(stashed) = self.stashed.take() {
             return Some(stashed);
         }
         if let Some(events) = self.events.take() {
-            let (rx, task) = spawn_driver(events);
+            let (rx, task) = spawn_driver(events, std::mem::take(&mut self.options));
             self.polled = Some(rx);
             self.driver = Some(task);
         }
@@ -425,14 +480,19 @@ impl Connection {
                 },
                 None => self.poll().await,
             };
-            let Some(polled) = polled else {
+            let Some((from, polled)) = polled else {
                 return Err(Error::Broker {
-                    url: self.url.to_string(),
+                    url: self.url(),
                     reason: "the connection's event loop stopped".into(),
                 });
             };
             match polled {
                 Ok(Event::Incoming(Packet::ConnAck(ack))) => {
+                    if from != self.current {
+                        let to = self.brokers.urls().get(from).map(ToString::to_string);
+                        tracing::info!(from = %self.url(), to = to.as_deref().unwrap_or(""), "failed over to another broker");
+                    }
+                    self.current = from;
                     let reconnected = self.ever_connected;
                     if reconnected && !ack.session_present {
                         // rumqttc drops what was in flight when the broker kept no session.
@@ -478,7 +538,7 @@ impl Connection {
                 }
                 Ok(_) => {}
                 Err(e) => {
-                    if let Some(reason) = self.on_error(&e)? {
+                    if let Some(reason) = self.on_error(&e, from)? {
                         return Ok(Incoming::Down(reason));
                     }
                 }
@@ -488,20 +548,25 @@ impl Connection {
 
     /// Handles a failed poll (the driver task pauses before the next attempt) and returns the
     /// reason the first time an outage is seen.
-    fn on_error(&mut self, e: &ConnectionError) -> Result<Option<String>> {
+    fn on_error(&mut self, e: &ConnectionError, from: usize) -> Result<Option<String>> {
         self.connected = false;
+        let broker = self
+            .brokers
+            .urls()
+            .get(from)
+            .map_or_else(|| self.url(), ToString::to_string);
         let now = Instant::now();
         let reason = e.to_string();
         let since = *self.failing_since.get_or_insert(now);
         if !self.ever_connected && !self.patient && now.duration_since(since) >= FIRST_CONNECT_GRACE
         {
             return Err(Error::Broker {
-                url: self.url.to_string(),
+                url: self.brokers.to_string(),
                 reason,
             });
         }
         if self.last_error.as_deref() != Some(reason.as_str()) {
-            tracing::warn!(broker = %self.url, error = %reason, "broker connection lost; retrying");
+            tracing::warn!(%broker, error = %reason, "broker connection lost; retrying");
             self.last_error = Some(reason.clone());
         }
         if self.reported {
@@ -509,8 +574,11 @@ impl Connection {
         }
         self.reported = true;
         Ok(Some(format!(
-            "broker {} unreachable ({reason}); retrying",
-            self.url
+            "broker {broker} unreachable ({reason}); retrying"
         )))
     }
 }
+
+#[cfg(test)]
+#[path = "mqtt_tests.rs"]
+mod tests;

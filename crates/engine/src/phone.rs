@@ -75,7 +75,7 @@ impl Engine {
     /// [`Error::Link`] naming the bad field.
     pub fn parse_link(text: &str) -> Result<PairingLink> {
         let link: PairingLink = text.parse()?;
-        tandem_net::BrokerUrl::parse(&link.broker).map_err(|e| {
+        tandem_net::BrokerList::parse(&link.broker).map_err(|e| {
             Error::Link(tandem_proto::link::LinkError::Field {
                 field: "broker",
                 reason: e.to_string(),
@@ -401,7 +401,11 @@ impl Engine {
         let contents = OfferContents {
             account_name: id.account_name.clone(),
             index,
-            brokers: vec![device_broker.clone()],
+            // Each broker of the list (the nodes of a cluster) for the device to fail over.
+            brokers: tandem_net::BrokerList::parse(&device_broker).map_or_else(
+                |_| vec![device_broker.clone()],
+                |list| list.urls().iter().map(ToString::to_string).collect(),
+            ),
             access: self.offer_access(&id, DeviceId::new(id.account, index))?,
             sync: plan.summary(sync_id),
             contacts: self.offer_contacts()?,
@@ -593,7 +597,7 @@ impl Engine {
     ) -> Result<()> {
         let id = self.primary()?;
         if let Some(url) = url {
-            tandem_net::BrokerUrl::parse(url).map_err(|e| Error::BadInput(e.to_string()))?;
+            tandem_net::BrokerList::parse(url).map_err(|e| Error::BadInput(e.to_string()))?;
         }
         if let Some(pem) = ca_pem
             && !String::from_utf8_lossy(pem).contains("-----BEGIN CERTIFICATE-----")

@@ -92,6 +92,16 @@ impl Engine {
         } else {
             None
         };
+        let brokers = match (mode, store.identity(identity::BROKER_URL)?) {
+            ("bridge" | "unlinked", _) | (_, None) => Vec::new(),
+            (_, Some(list)) => {
+                let list = String::from_utf8_lossy(list.expose()).into_owned();
+                tandem_net::BrokerList::parse(&list).map_or_else(
+                    |_| vec![list.clone()],
+                    |l| l.urls().iter().map(ToString::to_string).collect(),
+                )
+            }
+        };
         Ok(Status {
             linked: account.is_some(),
             account,
@@ -99,6 +109,8 @@ impl Engine {
             mode,
             bridge_url,
             phone_reachable: None,
+            brokers,
+            broker: None,
             chats: counts.chats,
             messages: counts.messages,
             sync,

@@ -177,6 +177,15 @@ pub struct Status {
     /// is open now (absent otherwise).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub phone_reachable: Option<bool>,
+    /// The brokers this device's session connects to, in the order it tries them (several:
+    /// the nodes of a cluster, failed over along); absent on a bridge-mode desktop.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub brokers: Vec<String>,
+    /// From [`crate::Engine::status_live`]: the broker the running session is connected to now
+    /// (`null` when no session runs or it is between brokers); absent on a bridge-mode desktop
+    /// and from [`crate::Engine::status`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub broker: Option<Option<String>>,
     /// Chats in the local store.
     pub chats: u64,
     /// Messages in the local store.

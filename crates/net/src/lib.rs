@@ -76,4 +76,4 @@ pub use client::{ClientSettings, DEFAULT_KEEP_ALIVE, MAX_PACKET_SIZE, Will, mqtt
 pub use credentials::{Credentials, Password};
 pub use error::{Error, Result};
 pub use tls::TlsTrust;
-pub use url::{BrokerUrl, DEFAULT_PORT, DEFAULT_TLS_PORT, Scheme};
+pub use url::{BrokerList, BrokerUrl, DEFAULT_PORT, DEFAULT_TLS_PORT, Scheme};

@@ -186,6 +186,89 @@ impl BrokerUrl {
     }
 }
 
+/// One or more brokers of the same deployment (the nodes of a cluster sharing sessions), in
+/// the order a client tries them: written `mqtt://a:1883,mqtt://b:1883`. A client connects to
+/// the first and fails over to the next when the one it is on is unreachable or dies,
+/// keeping its client id and session.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct BrokerList {
+    urls: Vec<BrokerUrl>,
+}
+
+impl BrokerList {
+    /// Parses one broker URL, or several separated by commas (spaces around them are fine).
+    ///
+    /// # Errors
+    /// As [`BrokerUrl::parse`] for the first URL that does not parse; [`Error::BadUrl`] for an
+    /// empty list, an empty entry or a broker named twice.
+    pub fn parse(list: &str) -> Result<Self> {
+        let bad = |reason: &'static str| Error::BadUrl {
+            url: list.to_owned(),
+            reason,
+        };
+        let mut urls: Vec<BrokerUrl> = Vec::new();
+        for entry in list.split(',') {
+            let entry = entry.trim();
+            if entry.is_empty() {
+                return Err(bad(
+                    "an empty entry in the broker list (write mqtt://a:1883,mqtt://b:1883)",
+                ));
+            }
+            let url = BrokerUrl::parse(entry)?;
+            if urls.contains(&url) {
+                return Err(bad("the broker list names a broker twice"));
+            }
+            urls.push(url);
+        }
+        Ok(Self { urls })
+    }
+
+    /// The list of `urls` in their order, each once; `None` when there is none.
+    #[must_use]
+    pub fn from_urls(urls: impl IntoIterator<Item = BrokerUrl>) -> Option<Self> {
+        let mut list: Vec<BrokerUrl> = Vec::new();
+        for url in urls {
+            if !list.contains(&url) {
+                list.push(url);
+            }
+        }
+        (!list.is_empty()).then_some(Self { urls: list })
+    }
+
+    /// The brokers, in the order they are tried (never empty).
+    #[must_use]
+    pub fn urls(&self) -> &[BrokerUrl] {
+        &self.urls
+    }
+}
+
+impl From<BrokerUrl> for BrokerList {
+    fn from(url: BrokerUrl) -> Self {
+        Self { urls: vec![url] }
+    }
+}
+
+impl FromStr for BrokerList {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        Self::parse(s)
+    }
+}
+
+/// The URLs separated by commas, as [`BrokerList::parse`] reads them.
+impl fmt::Display for BrokerList {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, url) in self.urls.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            fmt::Display::fmt(url, f)?;
+        }
+        Ok(())
+    }
+}
+
 impl FromStr for BrokerUrl {
     type Err = Error;
 

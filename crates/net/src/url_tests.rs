@@ -218,3 +218,45 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_broker_list_keeps_its_order_and_reads_back_as_written() {
+    let list = BrokerList::parse("mqtt://a:1883, mqtts://b , mqtt://[::1]:2000").unwrap();
+    let urls: Vec<String> = list.urls().iter().map(ToString::to_string).collect();
+    assert_eq!(
+        urls,
+        ["mqtt://a:1883", "mqtts://b:8883", "mqtt://[::1]:2000"]
+    );
+    assert_eq!(BrokerList::parse(&list.to_string()).unwrap(), list);
+    let one = BrokerList::parse("mqtt://localhost").unwrap();
+    assert_eq!(
+        one,
+        BrokerList::from(parse("mqtt://localhost:1883").unwrap())
+    );
+    assert_eq!(one.to_string(), "mqtt://localhost:1883");
+    let a = parse("mqtt://a").unwrap();
+    let b = parse("mqtt://b").unwrap();
+    let built = BrokerList::from_urls([a.clone(), b, a]).unwrap();
+    assert_eq!(
+        built.to_string(),
+        "mqtt://a:1883,mqtt://b:1883",
+        "each once, in order"
+    );
+    assert_eq!(BrokerList::from_urls([]), None);
+}
+
+#[test]
+fn a_broker_list_refuses_empty_entries_repeats_and_bad_urls() {
+    for bad in ["", " ", "mqtt://a,", ",mqtt://a", "mqtt://a,,mqtt://b"] {
+        assert!(
+            matches!(BrokerList::parse(bad), Err(Error::BadUrl { .. })),
+            "{bad:?}"
+        );
+    }
+    let twice = BrokerList::parse("mqtt://a:1883,mqtt://a").unwrap_err();
+    assert!(twice.to_string().contains("twice"), "{twice}");
+    assert!(matches!(
+        BrokerList::parse("mqtt://a,ws://b"),
+        Err(Error::UnsupportedScheme { .. })
+    ));
+}

@@ -26,7 +26,9 @@ enum Command {
         /// Your display name.
         #[arg(long)]
         name: String,
-        /// The MQTT broker, e.g. mqtt://127.0.0.1:1883.
+        /// The MQTT broker, e.g. mqtt://127.0.0.1:1883; or the nodes of one cluster,
+        /// comma-separated, tried in order (mqtt://a:1883,mqtt://b:1883): devices fail over
+        /// to the next when theirs dies, and linked devices get the list.
         #[arg(long)]
         broker: Option<String>,
         #[command(flatten)]
