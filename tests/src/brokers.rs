@@ -1,5 +1,5 @@
-//! The brokers a suite can run against, behind one enum: the in-process embedded broker and a
-//! Mosquitto process.
+//! The brokers a suite can run against, behind one enum: the in-process embedded broker, a
+//! Mosquitto process and a three-node NATS cluster.
 
 use std::net::SocketAddr;
 
@@ -7,6 +7,7 @@ use tandem_net::{BrokerUrl, EmbeddedBroker};
 
 use crate::error::Result;
 use crate::mosquitto::{Mosquitto, MosquittoOptions};
+use crate::nats::NatsCluster;
 
 /// The embedded (rumqttd) broker on a free 127.0.0.1 port, stopped on drop.
 #[derive(Debug)]
@@ -52,6 +53,8 @@ pub enum BrokerKind {
     Embedded,
     /// [`Mosquitto`] without persistence.
     Mosquitto,
+    /// A three-node [`NatsCluster`] (JetStream, MQTT on every node).
+    NatsCluster,
 }
 
 /// A running broker of either kind.
@@ -61,6 +64,8 @@ pub enum TestBroker {
     Embedded(Embedded),
     /// A Mosquitto process.
     Mosquitto(Mosquitto),
+    /// Three `nats-server` processes.
+    NatsCluster(NatsCluster),
 }
 
 impl TestBroker {
@@ -75,24 +80,42 @@ impl TestBroker {
             BrokerKind::Mosquitto => {
                 Mosquitto::start_or_skip(MosquittoOptions::default())?.map(Self::Mosquitto)
             }
+            BrokerKind::NatsCluster => Some(Self::NatsCluster(NatsCluster::start()?)),
         })
     }
 
-    /// The broker's URL.
+    /// The broker's URL (a cluster's first node).
     #[must_use]
     pub fn url(&self) -> &BrokerUrl {
         match self {
             Self::Embedded(b) => b.url(),
             Self::Mosquitto(b) => b.url(),
+            Self::NatsCluster(c) => c.url(0),
         }
     }
 
-    /// The address it listens on.
+    /// Every node's URL: one for a single broker, each node's for a cluster.
+    #[must_use]
+    pub fn urls(&self) -> Vec<BrokerUrl> {
+        match self {
+            Self::NatsCluster(c) => c.urls().to_vec(),
+            single => vec![single.url().clone()],
+        }
+    }
+
+    /// The address it listens on (a cluster's first node).
     #[must_use]
     pub fn addr(&self) -> SocketAddr {
         match self {
             Self::Embedded(b) => b.addr(),
             Self::Mosquitto(b) => b.addr(),
+            Self::NatsCluster(c) => {
+                let url = c.url(0);
+                url.host().parse().map_or_else(
+                    |_| SocketAddr::from(([127, 0, 0, 1], url.port())),
+                    |ip| SocketAddr::new(ip, url.port()),
+                )
+            }
         }
     }
 
@@ -103,6 +126,7 @@ impl TestBroker {
         match self {
             Self::Embedded(_) => None,
             Self::Mosquitto(b) => Some(b.log()),
+            Self::NatsCluster(c) => Some(c.log()),
         }
     }
 
@@ -112,6 +136,7 @@ impl TestBroker {
         match self {
             Self::Embedded(_) => BrokerKind::Embedded,
             Self::Mosquitto(_) => BrokerKind::Mosquitto,
+            Self::NatsCluster(_) => BrokerKind::NatsCluster,
         }
     }
 }

@@ -20,6 +20,16 @@ pub enum Error {
         searched: String,
     },
 
+    /// The `nats-server` binary was not found (the cluster tests need it).
+    #[error(
+        "nats-server is not installed (looked in {searched}): install it \
+         (`apt-get install nats-server`) or point TANDEM_NATS_SERVER at the binary"
+    )]
+    NatsMissing {
+        /// Where it was looked for.
+        searched: String,
+    },
+
     /// A broker process or spawned binary exited while it should be running.
     #[error("{what} exited early with {status}; its log:\n{log}")]
     Exited {

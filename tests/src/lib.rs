@@ -20,6 +20,7 @@ pub mod cli;
 mod error;
 pub mod mosquitto;
 pub mod mqtt;
+pub mod nats;
 pub mod process;
 pub mod proxy;
 
@@ -28,5 +29,6 @@ pub use brokers::{BrokerKind, Embedded, TestBroker};
 pub use error::{Error, Result};
 pub use mosquitto::{Mosquitto, MosquittoOptions};
 pub use mqtt::{Probe, WAIT};
+pub use nats::NatsCluster;
 pub use process::{ChildGuard, bin};
 pub use proxy::TcpProxy;

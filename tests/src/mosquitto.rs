@@ -166,19 +166,19 @@ impl Mosquitto {
 /// One `mosquitto` process: its config file, its log file, the one address it listens on.
 /// Dropping it kills the process and waits for it.
 #[derive(Debug)]
-struct Process {
+pub(crate) struct Process {
     /// What error messages call it ("mosquitto", "the pairing mosquitto").
-    what: String,
-    binary: PathBuf,
-    config: PathBuf,
-    log: PathBuf,
-    addr: SocketAddr,
-    child: Option<Child>,
+    pub(crate) what: String,
+    pub(crate) binary: PathBuf,
+    pub(crate) config: PathBuf,
+    pub(crate) log: PathBuf,
+    pub(crate) addr: SocketAddr,
+    pub(crate) child: Option<Child>,
 }
 
 impl Process {
     /// Its log so far (empty before it writes one).
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
@@ -187,7 +187,7 @@ impl Process {
     }
 
     /// Starts it and returns once its address accepts TCP connections.
-    fn spawn_and_wait(&mut self) -> Result<()> {
+    pub(crate) fn spawn_and_wait(&mut self) -> Result<()> {
         let child = Command::new(&self.binary)
             .arg("-c")
             .arg(&self.config)
@@ -227,7 +227,7 @@ impl Process {
     }
 
     /// SIGTERM, then wait; SIGKILL if it takes longer than [`STOP_TIMEOUT`].
-    fn stop_gracefully(&mut self) -> Result<()> {
+    pub(crate) fn stop_gracefully(&mut self) -> Result<()> {
         let Some(mut child) = self.child.take() else {
             return Ok(());
         };
@@ -260,7 +260,7 @@ impl Process {
         }
     }
 
-    fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
@@ -328,7 +328,7 @@ fn find_binary_in(explicit: Option<OsString>, path: Option<OsString>) -> Result<
 }
 
 /// A free 127.0.0.1 port, found by binding port 0 and letting go.
-fn free_port() -> Result<SocketAddr> {
+pub(crate) fn free_port() -> Result<SocketAddr> {
     let listener =
         TcpListener::bind("127.0.0.1:0").map_err(io("bind 127.0.0.1:0 to find a free port"))?;
     listener
@@ -844,7 +844,7 @@ fn adapt_shipped_config(
 const SHIPPED_FILES_DIR: &str = "/etc/mosquitto/tandem/";
 
 /// The last lines of a log, enough to see why something failed.
-fn tail(log: &str) -> String {
+pub(crate) fn tail(log: &str) -> String {
     let lines: Vec<&str> = log.lines().collect();
     let start = lines.len().saturating_sub(30);
     lines.get(start..).unwrap_or_default().join("\n")
