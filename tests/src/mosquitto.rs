@@ -298,23 +298,36 @@ fn find_binary() -> Result<PathBuf> {
 }
 
 fn find_binary_in(explicit: Option<OsString>, path: Option<OsString>) -> Result<PathBuf> {
+    find_program("mosquitto", MOSQUITTO_ENV, explicit, path, |searched| {
+        Error::MosquittoMissing { searched }
+    })
+}
+
+/// A system program (a broker): `explicit` (the value of `env`) when set, else the first
+/// `program` found in `path`, `/usr/sbin`, `/usr/local/sbin`, `/sbin`, `/usr/bin`; `missing`
+/// makes the error from where it looked.
+pub(crate) fn find_program(
+    program: &str,
+    env: &str,
+    explicit: Option<OsString>,
+    path: Option<OsString>,
+    missing: impl FnOnce(String) -> Error,
+) -> Result<PathBuf> {
     if let Some(explicit) = explicit {
         let explicit = PathBuf::from(explicit);
         return if explicit.is_file() {
             Ok(explicit)
         } else {
-            Err(Error::MosquittoMissing {
-                searched: format!("{MOSQUITTO_ENV}={}", explicit.display()),
-            })
+            Err(missing(format!("{env}={}", explicit.display())))
         };
     }
     let mut dirs: Vec<PathBuf> = path
         .map(|p| std::env::split_paths(&p).collect())
         .unwrap_or_default();
-    dirs.extend(["/usr/sbin", "/usr/local/sbin", "/sbin"].map(PathBuf::from));
+    dirs.extend(["/usr/sbin", "/usr/local/sbin", "/sbin", "/usr/bin"].map(PathBuf::from));
     if let Some(found) = dirs
         .iter()
-        .map(|dir| dir.join("mosquitto"))
+        .map(|dir| dir.join(program))
         .find(|p| p.is_file())
     {
         return Ok(found);
@@ -324,7 +337,7 @@ fn find_binary_in(explicit: Option<OsString>, path: Option<OsString>) -> Result<
         .map(|d| d.display().to_string())
         .collect::<Vec<_>>()
         .join(", ");
-    Err(Error::MosquittoMissing { searched })
+    Err(missing(searched))
 }
 
 /// A free 127.0.0.1 port, found by binding port 0 and letting go.

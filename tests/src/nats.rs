@@ -21,7 +21,7 @@ use tandem_net::{BrokerList, BrokerUrl};
 use tempfile::TempDir;
 
 use crate::error::{Error, Result, io};
-use crate::mosquitto::{Process, free_port, tail};
+use crate::mosquitto::{Process, find_program, free_port, tail};
 
 /// Environment variable naming the `nats-server` binary to use.
 pub const NATS_ENV: &str = "TANDEM_NATS_SERVER";
@@ -266,30 +266,9 @@ fn find_binary() -> Result<PathBuf> {
 }
 
 fn find_binary_in(explicit: Option<OsString>, path: Option<OsString>) -> Result<PathBuf> {
-    if let Some(explicit) = explicit {
-        let explicit = PathBuf::from(explicit);
-        return if explicit.is_file() {
-            Ok(explicit)
-        } else {
-            Err(Error::NatsMissing {
-                searched: format!("{NATS_ENV}={}", explicit.display()),
-            })
-        };
-    }
-    let mut dirs: Vec<PathBuf> = path
-        .map(|p| std::env::split_paths(&p).collect())
-        .unwrap_or_default();
-    dirs.extend(["/usr/sbin", "/usr/local/sbin", "/usr/bin"].map(PathBuf::from));
-    dirs.iter()
-        .map(|dir| dir.join("nats-server"))
-        .find(|p| p.is_file())
-        .ok_or_else(|| Error::NatsMissing {
-            searched: dirs
-                .iter()
-                .map(|d| d.display().to_string())
-                .collect::<Vec<_>>()
-                .join(":"),
-        })
+    find_program("nats-server", NATS_ENV, explicit, path, |searched| {
+        Error::NatsMissing { searched }
+    })
 }
 
 #[cfg(test)]

@@ -170,7 +170,14 @@ fn a_process_tree_is_found_and_killed_whole() {
     .unwrap();
     let root = guard.id();
     let started = Instant::now();
-    while descendants(root).len() < 2 {
+    // A child shows first as a copy of `sh`, then as `sleep` once it has exec'd.
+    let sleeping = || {
+        descendants(root)
+            .iter()
+            .filter(|c| comm(c.pid) == "sleep")
+            .count()
+    };
+    while sleeping() < 2 {
         assert!(started.elapsed() < Duration::from_secs(10), "no children");
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -182,11 +189,22 @@ fn a_process_tree_is_found_and_killed_whole() {
     );
     kill_all(&children);
     drop(guard);
+    // SIGKILL is delivered asynchronously: each child is gone (or a zombie) soon after.
     for child in children {
-        let alive = proc_stat(child.pid).is_some_and(|p| p.start == child.start)
-            && !std::fs::read_to_string(format!("/proc/{}/stat", child.pid))
-                .unwrap_or_default()
-                .contains(") Z ");
-        assert!(!alive, "{} outlived kill_all", child.pid);
+        let alive = || {
+            proc_stat(child.pid).is_some_and(|p| p.start == child.start)
+                && !std::fs::read_to_string(format!("/proc/{}/stat", child.pid))
+                    .unwrap_or_default()
+                    .contains(") Z ")
+        };
+        let killed = Instant::now();
+        while alive() {
+            assert!(
+                killed.elapsed() < Duration::from_secs(5),
+                "{} outlived kill_all",
+                child.pid
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 }
