@@ -1016,7 +1016,16 @@ fn settings_says(app: &App, phone: &str) -> (String, String) {
     must(app.wait_for(&testid("settings-panel"), SHOWN));
     must(app.wait_for(&with_attr("phone-reachable", "data-state", phone), SHOWN));
     let mode = must(app.attr(&testid("device-mode"), "data-mode")).unwrap_or_default();
-    let text = must(app.text(&testid("device-mode")));
+    // The panel slides in: until it has, WebDriver's visible text can still be empty.
+    let text = must(app.wait_until(
+        "the device's mode in words",
+        SHOWN,
+        "const e = document.querySelector('[data-testid=\"device-mode\"]');
+         const words = e && e.textContent.trim();
+         return words ? words : null;",
+        &[],
+    ));
+    let text = text.as_str().unwrap_or_default().to_owned();
     must(app.click("[aria-label=\"Close settings\"]"));
     must(app.wait_gone(&testid("settings-panel"), SHOWN));
     (mode, text)
