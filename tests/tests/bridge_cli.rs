@@ -276,7 +276,15 @@ impl World {
         must(first.wait_for("the bridge listening", STEP, |e| {
             e["event"] == "bridge_listening"
         }));
-        let phone_key = phone_key_of(&first.stderr());
+        // The key goes to stderr, read on its own: it may come a moment after the event.
+        let stderr = eventually("the phone's bridge key on stderr", STEP, || {
+            let stderr = first.stderr();
+            (
+                stderr.contains("bridge key: ").then(|| stderr.clone()),
+                stderr,
+            )
+        });
+        let phone_key = phone_key_of(&stderr);
         let phone = Session {
             who: "Alice's phone",
             bg: first,
