@@ -285,7 +285,13 @@ async fn hub(
             None
         }
     };
-    let own = devices.as_ref().map(|d| d.account);
+    let own = match shared.engine.primary() {
+        Ok(id) => Some(id.account),
+        Err(e) => {
+            tracing::warn!(error = %e, "bridge: the phone's account could not be read; changes are not logged");
+            None
+        }
+    };
     // What was committed and not yet logged (the phone stopped, crashed, or ran without its
     // bridge) goes out first; then every change as the session reports it, or within
     // CHANGES_EVERY when another process made it.

@@ -429,3 +429,12 @@ pub(crate) fn accept_own_list(id: &Identity, bytes: &[u8]) -> Result<(Accepted, 
     let accepted = accept(&id.account, Some(&id.list), &signed)?;
     Ok((accepted, signed))
 }
+
+/// The brokers a stored broker setting names, each as its URL (a list of cluster nodes gives
+/// several; a setting that does not parse is kept whole).
+pub(crate) fn broker_entries(setting: &str) -> Vec<String> {
+    tandem_net::BrokerList::parse(setting).map_or_else(
+        |_| vec![setting.to_owned()],
+        |list| list.urls().iter().map(ToString::to_string).collect(),
+    )
+}

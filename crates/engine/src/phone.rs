@@ -402,10 +402,7 @@ impl Engine {
             account_name: id.account_name.clone(),
             index,
             // Each broker of the list (the nodes of a cluster) for the device to fail over.
-            brokers: tandem_net::BrokerList::parse(&device_broker).map_or_else(
-                |_| vec![device_broker.clone()],
-                |list| list.urls().iter().map(ToString::to_string).collect(),
-            ),
+            brokers: crate::identity::broker_entries(&device_broker),
             access: self.offer_access(&id, DeviceId::new(id.account, index))?,
             sync: plan.summary(sync_id),
             contacts: self.offer_contacts()?,

@@ -95,11 +95,7 @@ impl Engine {
         let brokers = match (mode, store.identity(identity::BROKER_URL)?) {
             ("bridge" | "unlinked", _) | (_, None) => Vec::new(),
             (_, Some(list)) => {
-                let list = String::from_utf8_lossy(list.expose()).into_owned();
-                tandem_net::BrokerList::parse(&list).map_or_else(
-                    |_| vec![list.clone()],
-                    |l| l.urls().iter().map(ToString::to_string).collect(),
-                )
+                crate::identity::broker_entries(&String::from_utf8_lossy(list.expose()))
             }
         };
         Ok(Status {
