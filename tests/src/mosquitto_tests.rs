@@ -250,7 +250,7 @@ fn password_lines_refuse_what_the_file_cannot_hold() {
 
 #[test]
 fn the_deployed_brokers_are_two_processes_serving_tls_and_registering_devices_live() {
-    let broker = DeployedMosquitto::start(&[Credentials::new("acct.0", "first")]).unwrap();
+    let broker = DeployedMosquitto::start(&[Credentials::new("acct-0", "first")]).unwrap();
     assert_eq!(
         broker.device_url().to_string(),
         format!("mqtts://{}", broker.device_addr())
@@ -287,18 +287,18 @@ fn the_deployed_brokers_are_two_processes_serving_tls_and_registering_devices_li
     );
     assert_ne!(broker.log(), broker.pairing_log());
     let passwords = std::fs::read_to_string(broker.dir().join("passwords")).unwrap();
-    assert!(passwords.starts_with("acct.0:$7$"), "{passwords}");
+    assert!(passwords.starts_with("acct-0:$7$"), "{passwords}");
     assert!(!passwords.contains("first"));
 
     broker
-        .register(&[Credentials::new("acct.1", "second")])
+        .register(&[Credentials::new("acct-1", "second")])
         .unwrap();
     let passwords = std::fs::read_to_string(broker.dir().join("passwords")).unwrap();
     let users: Vec<&str> = passwords
         .lines()
         .filter_map(|l| l.split(':').next())
         .collect();
-    assert_eq!(users, ["acct.0", "acct.1"]);
+    assert_eq!(users, ["acct-0", "acct-1"]);
     assert!(broker.log().contains(RELOAD_LINE), "{}", broker.log());
     assert!(!broker.pairing_log().contains(RELOAD_LINE));
 

@@ -64,7 +64,7 @@ impl World {
 
     fn start() -> Option<Self> {
         let device = |account: u8, index| {
-            DeviceId::new(AccountId::from_bytes([account; 16]), index).to_string()
+            DeviceId::new(AccountId::from_bytes([account; 16]), index).broker_name()
         };
         let (alice, bob, carol) = (device(1, 1), device(2, 0), device(3, 1));
         let logins = [&alice, &bob, &carol].map(|d| Self::login(d));
@@ -303,7 +303,7 @@ async fn logins_that_are_not_a_devices_own_are_refused(w: &World) -> Result<()> 
             "a wrong password",
             with(Some(Credentials::new(w.alice.as_str(), "0".repeat(64)))),
         ),
-        ("an unknown user", with(Some(World::login("mallory.1")))),
+        ("an unknown user", with(Some(World::login("mallory-1")))),
         (
             "Bob's password as Alice",
             with(Some(Credentials::new(
@@ -566,7 +566,7 @@ async fn last_will_on_presence_is_published_when_the_connection_drops(w: &World)
 /// An operator registers a device after the broker started (the README's `-U`, append,
 /// reload): refused before, accepted after, without restarting.
 async fn a_device_registered_later_logs_in_after_a_reload(w: &World) -> Result<()> {
-    let newcomer = DeviceId::new(AccountId::from_bytes([1; 16]), 2).to_string();
+    let newcomer = DeviceId::new(AccountId::from_bytes([1; 16]), 2).broker_name();
     let settings = w.device(&newcomer);
     assert!(matches!(
         connect_outcome(w.broker.device_url(), &newcomer, &settings).await,

@@ -2,8 +2,9 @@
 //! from it.
 //!
 //! A broker deployed for Tandem (`docs/broker/README.md`) authenticates every device: the
-//! username is the device id (`{account}.{index}`), the password is
-//! `hex(HMAC-SHA256(key = broker secret, msg = "tandem broker password v1\0" || device id))`,
+//! username is the device's broker name (`{account}-{index}`, [`crate::DeviceId::broker_name`]),
+//! the password is
+//! `hex(HMAC-SHA256(key = broker secret, msg = "tandem broker password v1\0" || username))`,
 //! 64 lowercase hex characters. The primary holds the account's [`BrokerSecret`], so it can
 //! print the passwords of the account's first devices for the operator's password file and
 //! hand a newly linked device its own password; the broker never sees the secret, and one
@@ -93,7 +94,8 @@ impl fmt::Debug for Password {
     }
 }
 
-/// The broker password of the device whose id (as text, `{account}.{index}`) is `device_id`:
+/// The broker password of the device whose broker username (its
+/// [`DeviceId::broker_name`](crate::DeviceId::broker_name), `{account}-{index}`) is `device_id`:
 /// lowercase hex of HMAC-SHA256(key = `secret`, msg = `"tandem broker password v1\0"` ||
 /// `device_id`).
 #[must_use]
@@ -124,7 +126,7 @@ pub fn account_passwords(
 ) -> impl Iterator<Item = (DeviceId, Password)> + '_ {
     (0..devices).map(move |index| {
         let device = DeviceId::new(account, index);
-        let password = device_password(secret, &device.to_string());
+        let password = device_password(secret, &device.broker_name());
         (device, password)
     })
 }
@@ -194,7 +196,7 @@ mod tests {
         assert_eq!(logins.len(), 3);
         for (index, (device, password)) in (0u32..).zip(&logins) {
             assert_eq!(device.to_string(), format!("{account}.{index}"));
-            assert_eq!(*password, device_password(&secret, &device.to_string()));
+            assert_eq!(*password, device_password(&secret, &device.broker_name()));
         }
         assert!(logins.first().unwrap().0.is_primary());
     }

@@ -172,6 +172,15 @@ impl DeviceId {
         self.index == PRIMARY_INDEX
     }
 
+    /// The device's name on the broker, `"{account}-{index}"`: its MQTT client id, its broker
+    /// username and the segment of its topics. Not [`Display`](fmt::Display)'s dotted form:
+    /// NATS' MQTT interface maps topic levels onto NATS subjects, where a `.` separates tokens,
+    /// and refuses topics holding one. An account id is lowercase base32, so the name holds
+    /// only letters, digits and one `-`, valid in every broker's client ids and ACL patterns.
+    pub fn broker_name(&self) -> String {
+        format!("{}-{}", self.account, self.index)
+    }
+
     /// Fixed 20-byte form: the account id, then the index as big-endian u32.
     pub fn to_bytes(&self) -> [u8; DEVICE_ID_LEN] {
         let mut out = [0u8; DEVICE_ID_LEN];
@@ -251,6 +260,27 @@ mod tests {
             assert_eq!(DeviceId::from_bytes(&id.to_bytes()), id);
         }
         assert!(DeviceId::primary(account).is_primary());
+    }
+
+    #[test]
+    fn a_devices_broker_name_has_no_dot_and_names_it_alone() {
+        let mut rng = ChaCha20Rng::from_seed([3; 32]);
+        let account = AccountKey::generate(&mut rng).account_id();
+        let names: Vec<String> = [0, 1, 10, u32::MAX]
+            .into_iter()
+            .map(|index| DeviceId::new(account, index).broker_name())
+            .collect();
+        assert_eq!(names[1], format!("{account}-1"));
+        for name in &names {
+            assert!(
+                name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'),
+                "{name}"
+            );
+            assert_eq!(name.matches('-').count(), 1, "{name}");
+        }
+        let mut unique = names.clone();
+        unique.dedup();
+        assert_eq!(unique, names);
     }
 
     #[test]

@@ -507,7 +507,7 @@ impl Engine {
         // broker that lets devices do nothing else).
         let broker = offer_broker(&pending.offer, &pending.broker);
         let mut conn =
-            Connection::with_settings(&broker, &certificate.device_id().to_string(), settings)?;
+            Connection::with_settings(&broker, &certificate.device_id().broker_name(), settings)?;
         conn.subscribe(&topics::devices(&account))?;
         conn.subscribe(&topics::inbox(&certificate.device_id()))?;
         let give_up = Instant::now() + PENDING_WAIT;
@@ -1260,7 +1260,7 @@ fn forget_identity(w: &mut tandem_store::DurableWriter<'_>) -> Result<()> {
     Ok(())
 }
 
-/// This device's own connection (client id = device id, persistent session) with its inbox.
+/// This device's own connection (client id = its broker name, persistent session) with its inbox.
 fn device_connection(id: &Identity) -> Result<Connection> {
     let broker = id.broker.as_deref().ok_or(Error::Corrupt {
         what: "broker address",

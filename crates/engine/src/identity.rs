@@ -48,7 +48,7 @@ impl BrokerLogin {
 }
 
 impl Identity {
-    /// This device's own connection to `url` (client id = device id; `persistent`: the broker
+    /// This device's own connection to `url` (client id = the device's broker name; `persistent`: the broker
     /// keeps the session) with its login and a Last Will saying it went offline.
     pub(crate) fn connection(
         &self,
@@ -58,7 +58,7 @@ impl Identity {
         let mut settings = self.login.settings();
         settings.clean_session = !persistent;
         settings.last_will = Some(crate::live::last_will(&self.device));
-        crate::mqtt::Connection::with_settings(url, &self.device.to_string(), settings)
+        crate::mqtt::Connection::with_settings(url, &self.device.broker_name(), settings)
     }
 }
 
@@ -142,7 +142,9 @@ impl Engine {
                 user,
                 tandem_net::Password::from(String::from_utf8_lossy(password.expose()).into_owned()),
             )),
-            (Some(user), None) => match store.identity(identity::BROKER_SECRET)? {
+            // The primary derives its password; its username is always its broker name (the
+            // stored one only says that it logs in, and may predate the dot-free names).
+            (Some(_), None) => match store.identity(identity::BROKER_SECRET)? {
                 Some(secret) => {
                     let bytes =
                         <[u8; 32]>::try_from(secret.expose()).map_err(|_| Error::Corrupt {
@@ -150,7 +152,8 @@ impl Engine {
                             reason: "not 32 bytes".into(),
                         })?;
                     let secret = tandem_crypto::BrokerSecret::from_bytes(&bytes);
-                    let password = tandem_crypto::device_password(&secret, &device.to_string());
+                    let user = device.broker_name();
+                    let password = tandem_crypto::device_password(&secret, &user);
                     Some(tandem_net::Credentials::new(
                         user,
                         tandem_net::Password::from(password.into_zeroizing()),

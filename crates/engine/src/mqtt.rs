@@ -106,20 +106,26 @@ pub(crate) enum Incoming {
 pub(crate) mod topics {
     use tandem_crypto::{AccountId, DeviceId};
 
+    //! A device appears in topics by its broker name (`{account}-{index}`, see
+    //! [`DeviceId::broker_name`]), never with a `.`: NATS' MQTT interface refuses those.
+
     /// A device's inbox.
     pub(crate) fn inbox(device: &DeviceId) -> String {
-        format!("tandem/v1/dev/{device}/in")
+        format!("tandem/v1/dev/{}/in", device.broker_name())
     }
 
     /// An account's retained signed device list, under its primary device (so that a broker
     /// ACL can let only that client write it).
     pub(crate) fn devices(account: &AccountId) -> String {
-        format!("tandem/v1/dev/{}/devices", DeviceId::primary(*account))
+        format!(
+            "tandem/v1/dev/{}/devices",
+            DeviceId::primary(*account).broker_name()
+        )
     }
 
     /// A device's retained presence (and its Last Will).
     pub(crate) fn presence(device: &DeviceId) -> String {
-        format!("tandem/v1/dev/{device}/presence")
+        format!("tandem/v1/dev/{}/presence", device.broker_name())
     }
 }
 

@@ -556,9 +556,10 @@ impl Engine {
             }));
         }
         let secret = self.broker_secret()?;
-        let password = tandem_crypto::device_password(&secret, &device.to_string());
+        let username = device.broker_name();
+        let password = tandem_crypto::device_password(&secret, &username);
         Ok(Some(BrokerAccess {
-            username: device.to_string(),
+            username,
             password: password.expose().to_owned(),
             ca_pem,
         }))
@@ -612,7 +613,7 @@ impl Engine {
                 w.put_identity(identity::BROKER_CA, pem)?;
             }
             if login {
-                w.put_identity(identity::BROKER_USERNAME, id.device.to_string().as_bytes())?;
+                w.put_identity(identity::BROKER_USERNAME, id.device.broker_name().as_bytes())?;
             } else {
                 w.delete_identity(identity::BROKER_USERNAME)?;
             }
@@ -633,7 +634,7 @@ impl Engine {
         let secret = self.broker_secret()?;
         Ok(
             tandem_crypto::broker_auth::account_passwords(&secret, id.account, devices)
-                .map(|(device, password)| (device.to_string(), password.expose().to_owned()))
+                .map(|(device, password)| (device.broker_name(), password.expose().to_owned()))
                 .collect(),
         )
     }

@@ -468,7 +468,7 @@ fn forged_and_older_device_lists_on_the_accounts_topic_change_nothing() {
 
     // Mallory replaces the retained list: first with garbage, then with a list of her own
     // account, then with the account's older list, which does not hold the laptop.
-    let topic = format!("tandem/v1/dev/{account}.0/devices");
+    let topic = format!("tandem/v1/dev/{account}-0/devices");
     let mut rng = tandem_crypto::rng::ChaCha20Rng::seed_from_u64(9);
     let mallory = tandem_crypto::AccountKey::generate(&mut rng);
     let mallory_device = tandem_crypto::DeviceKeys::generate(&mut rng);

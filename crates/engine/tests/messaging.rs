@@ -566,7 +566,7 @@ fn forged_replayed_and_unlisted_envelopes_are_dropped_and_nothing_is_stored() {
         .unwrap()
         .parse()
         .unwrap();
-    let alice = tandem_crypto::DeviceId::primary(alice_account);
+    let alice = tandem_crypto::DeviceId::primary(alice_account).broker_name();
     let inbox = format!("tandem/v1/dev/{alice}/in");
     let alice_phone = Running::start(&world.alice_phone, &url);
     let bob = Running::start(&world.bob_phone, &url);

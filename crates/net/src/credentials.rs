@@ -79,8 +79,8 @@ impl fmt::Debug for Password {
 
 /// What a client logs in with: the MQTT username and password of the CONNECT packet.
 ///
-/// On the device listener of a Tandem broker the username is the device id
-/// (`{account}.{index}`), which the broker also makes the client id.
+/// On the device listener of a Tandem broker the username is the device's broker name
+/// (`{account}-{index}`), which the broker also makes the client id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Credentials {
     /// The username (not secret: brokers log it).
