@@ -102,12 +102,11 @@ pub(crate) enum Incoming {
     Down(String),
 }
 
-/// Topics every Tandem device uses.
+/// Topics every Tandem device uses. A device appears in them by its broker name
+/// (`{account}-{index}`, see [`tandem_crypto::DeviceId::broker_name`]), never with a `.`:
+/// NATS' MQTT interface refuses those.
 pub(crate) mod topics {
     use tandem_crypto::{AccountId, DeviceId};
-
-    //! A device appears in topics by its broker name (`{account}-{index}`, see
-    //! [`DeviceId::broker_name`]), never with a `.`: NATS' MQTT interface refuses those.
 
     /// A device's inbox.
     pub(crate) fn inbox(device: &DeviceId) -> String {
