@@ -102,6 +102,8 @@ pub struct Options {
 pub(crate) struct Plan {
     pub(crate) devices: usize,
     pub(crate) messages: usize,
+    /// Longest wait, once every envelope was acknowledged, for the last deliveries.
+    pub(crate) delivery_wait: Duration,
 }
 
 impl Plan {
@@ -181,6 +183,7 @@ pub fn run(out: &mut dyn Write, options: &Options) -> anyhow::Result<()> {
         } else {
             MESSAGES_FULL
         }),
+        delivery_wait: DELIVERY_WAIT,
     };
     plan.check()?;
     load_average(out, "load", "start")?;
@@ -244,6 +247,11 @@ pub fn run(out: &mut dyn Write, options: &Options) -> anyhow::Result<()> {
     compare(out, &measured)?;
     load_average(out, "load", "end")?;
 
+    verdict(&measured)
+}
+
+/// Fails, naming each setup and what it lost, when any envelope was lost.
+fn verdict(measured: &[(String, Figures)]) -> anyhow::Result<()> {
     let failed: Vec<String> = measured
         .iter()
         .filter(|(_, f)| f.lost() > 0)
@@ -553,7 +561,7 @@ impl Outbox {
 }
 
 /// Connects and subscribes every device, lets each send its messages in a closed loop, waits
-/// for every delivery (or [`DELIVERY_WAIT`]), and makes every device leave.
+/// for every delivery (or `plan.delivery_wait`), and makes every device leave.
 async fn load(urls: &[BrokerUrl], population: Population, plan: Plan) -> anyhow::Result<Figures> {
     let epoch = Instant::now();
     let names: Vec<String> = population
@@ -658,7 +666,7 @@ async fn load(urls: &[BrokerUrl], population: Population, plan: Plan) -> anyhow:
 
     // Wait for the last deliveries.
     let expected = plan.expected();
-    let deadline = Instant::now() + DELIVERY_WAIT;
+    let deadline = Instant::now() + plan.delivery_wait;
     while delivered.load(Ordering::Relaxed) < expected && Instant::now() < deadline {
         tokio::time::sleep(WATCH_EVERY).await;
     }
