@@ -4,6 +4,7 @@
 mod app;
 mod bridge;
 mod envelope;
+mod load;
 mod messaging;
 mod report;
 mod store;
@@ -30,6 +31,11 @@ enum Group {
     /// The desktop app's window (not part of `all`: it needs Xvfb, the release app and a
     /// 1M-message history): memory beside a bare Tauri window, start time to the chat list.
     App,
+    /// Load (not part of `all`): N devices in accounts of two exchange M sealed messages each
+    /// through the embedded broker, one Mosquitto and a three-node NATS cluster (or
+    /// `--brokers`); delivered, lost, duplicates, p50/p99 latency and throughput per setup,
+    /// and the cluster against each single broker.
+    Load,
 }
 
 /// Tandem's benchmarks (run them with `--release`).
@@ -48,6 +54,17 @@ struct Args {
     /// `app`: also report the size of this `.deb` (the Tauri bundler's output).
     #[arg(long, value_name = "FILE")]
     deb: Option<std::path::PathBuf>,
+    /// `load`: simulated devices, in accounts of two [default: 500; 20 with --quick].
+    #[arg(long, value_name = "N")]
+    devices: Option<usize>,
+    /// `load`: messages each device sends [default: 20; 5 with --quick].
+    #[arg(long, value_name = "M")]
+    messages: Option<usize>,
+    /// `load`: run against this broker list (`URL,...`: one setup, devices spread over its
+    /// nodes) instead of starting the embedded broker, Mosquitto and a NATS cluster; repeat
+    /// for several setups.
+    #[arg(long, value_name = "URL,...")]
+    brokers: Vec<String>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -72,6 +89,17 @@ fn main() -> anyhow::Result<()> {
         app::run(
             &mut out,
             &app::Options::new(args.quick, args.work, args.deb),
+        )?;
+    }
+    if args.group == Group::Load {
+        load::run(
+            &mut out,
+            &load::Options {
+                devices: args.devices,
+                messages: args.messages,
+                brokers: args.brokers,
+                quick: args.quick,
+            },
         )?;
     }
     Ok(())
