@@ -566,14 +566,14 @@ fn forged_replayed_and_unlisted_envelopes_are_dropped_and_nothing_is_stored() {
         .unwrap()
         .parse()
         .unwrap();
-    let alice = tandem_crypto::DeviceId::primary(alice_account).broker_name();
-    let inbox = format!("tandem/v1/dev/{alice}/in");
+    let alice = tandem_crypto::DeviceId::primary(alice_account);
+    let inbox = format!("tandem/v1/dev/{}/in", alice.broker_name());
     let alice_phone = Running::start(&world.alice_phone, &url);
     let bob = Running::start(&world.bob_phone, &url);
 
     // Mallory reads Alice's retained device list and listens on her inbox (no ACL here).
     let mut mallory = Mallory::connect(&url);
-    mallory.subscribe(&format!("tandem/v1/dev/{alice}/devices"));
+    mallory.subscribe(&format!("tandem/v1/dev/{}/devices", alice.broker_name()));
     let alice_list = tandem_crypto::SignedDeviceList::from_bytes(&mallory.next_message())
         .unwrap()
         .verify(&alice_account)
