@@ -606,6 +606,51 @@ async fn a_device_registered_later_logs_in_after_a_reload(w: &World) -> Result<(
     Ok(())
 }
 
+/// See `nats_cluster::a_lost_node_loses_no_session_and_no_queued_message`.
+async fn a_lost_node_loses_nothing(w: &mut World) -> Result<()> {
+    let mut alice = w.connect(&w.alice, 0).await?;
+    alice.subscribe(&inbox(&w.alice), QoS::AtLeastOnce).await?;
+    alice.disconnect().await?;
+    let mut bob = w.connect(&w.bob, 1).await?;
+    bob.publish(&inbox(&w.alice), b"queued for alice", false)
+        .await?;
+    drop(bob);
+
+    w.cluster.kill_node(1);
+    // The JetStream leaders that lived on node 2 are elected again on the others: retry the
+    // CONNECT for a while, as a device's client does.
+    let mut alice = None;
+    for _ in 0..40 {
+        match w.connect(&w.alice, 2).await {
+            Ok(probe) => {
+                alice = Some(probe);
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+        }
+    }
+    let mut alice = alice.expect("Alice could not connect to node 3 after node 2 was lost");
+    assert!(alice.session_present(), "Alice's session is gone");
+    assert_eq!(text(&alice.next_publish().await?), "queued for alice");
+    alice.disconnect().await?;
+
+    w.cluster.start_node(1).unwrap();
+    let mut alice = w.connect(&w.alice, 1).await?;
+    assert!(
+        alice.session_present(),
+        "node 2 came back without Alice's session"
+    );
+    let mut carol = w.connect(&w.carol, 0).await?;
+    carol
+        .publish(&inbox(&w.alice), b"after the node came back", false)
+        .await?;
+    assert_eq!(
+        text(&alice.next_publish().await?),
+        "after the node came back"
+    );
+    Ok(())
+}
+
 // ---------------------------------------------------------------------------------------
 // Each story on its own cluster.
 
@@ -632,7 +677,19 @@ where
 }
 
 mod nats_cluster {
-    use super::run;
+    use super::{World, run};
+
+    /// The streams have three replicas: a node lost (killed) takes nothing with it. Alice's
+    /// session and the message queued for her while away, written through the node that is
+    /// then lost, are there when she comes back on another node; and the lost node, started
+    /// again, serves her too.
+    #[tokio::test]
+    async fn a_lost_node_loses_no_session_and_no_queued_message() {
+        let mut w = World::start();
+        if let Err(e) = super::a_lost_node_loses_nothing(&mut w).await {
+            panic!("{e}\n{}", w.cluster.log());
+        }
+    }
 
     stories!(
         a_device_reads_its_own_inbox_across_nodes_and_what_was_queued_while_away,
