@@ -17,7 +17,13 @@
 //!   "Subscription Violation"; the connection stays up.
 //! - A publish the user may not make is acknowledged (PUBACK) and dropped ("Publish
 //!   Violation"): nothing is delivered and no retained message changes.
-//! - A wrong password, an unknown user, another device's password are refused at CONNACK.
+//! - A Last Will aimed at a topic the user may not publish to is accepted at CONNECT and
+//!   dropped (a "Publish Violation") when the connection dies.
+//! - A wrong password, an unknown user, another device's password are refused at CONNACK
+//!   (code 5, not authorized).
+//! - Anonymous clients are the pairing user, in an account of its own: MQTT sessions are
+//!   per account, so their client ids never reach a device's session.
+//! - Sessions and queued messages follow a device across nodes and survive a lost node.
 //! - It cannot tie the client id to the username: a device connecting with another device's
 //!   client id takes that device's session over (the owner is disconnected), but the
 //!   session's subscription to the owner's inbox is refused by the intruder's permissions:
@@ -27,10 +33,12 @@
 use std::time::Duration;
 
 use rumqttc::{AsyncClient, ConnectReturnCode, ConnectionError, Event, Packet, Publish, QoS};
+use std::net::SocketAddr;
 use tandem_crypto::broker_auth::{BrokerSecret, device_password};
 use tandem_crypto::{AccountId, DeviceId};
-use tandem_net::{BrokerUrl, ClientSettings, Credentials, mqtt_options};
-use tandem_tests::{NatsCluster, Probe, Result, WAIT};
+
+use tandem_net::{BrokerUrl, ClientSettings, Credentials, Scheme, Will, mqtt_options};
+use tandem_tests::{NatsCluster, Probe, Result, TcpProxy, WAIT};
 
 /// Three devices of two accounts on a three-node cluster: Alice's desktop, Bob's phone and
 /// Carol's desktop, each logging in with the password its account's broker secret derives.
@@ -372,6 +380,90 @@ async fn forged_device_lists_and_presence_never_reach_a_reader(w: &World) -> Res
     Ok(())
 }
 
+/// A proxy in front of node `node` (TLS passes through it untouched), and the URL to reach
+/// the node through it.
+async fn proxy_to(w: &World, node: usize) -> Result<(TcpProxy, BrokerUrl)> {
+    let url = w.cluster.url(node);
+    let addr = SocketAddr::new(url.host().parse().unwrap(), url.port());
+    let network = TcpProxy::start(addr).await?;
+    let through = BrokerUrl::from_socket_addr_with(Scheme::Mqtts, network.addr())?;
+    Ok((network, through))
+}
+
+/// Alice's Last Will on her presence is published, retained, when her connection drops (cut
+/// in a proxy); a will she sets on Bob's presence is accepted at CONNECT but dropped when it
+/// would be published ("Publish Violation"): it reaches no reader and no retained presence.
+async fn a_last_will_is_published_on_the_devices_own_presence_only(w: &World) -> Result<()> {
+    let mut watcher = w.connect(&w.carol, 0).await?;
+    watcher
+        .subscribe(&presence(&w.alice), QoS::AtLeastOnce)
+        .await?;
+    watcher
+        .subscribe(&presence(&w.bob), QoS::AtLeastOnce)
+        .await?;
+    let mut bob = w.connect(&w.bob, 1).await?;
+    bob.publish(&presence(&w.bob), b"bob online", true).await?;
+    assert_eq!(text(&watcher.next_publish().await?), "bob online");
+
+    let (network, through) = proxy_to(w, 2).await?;
+    let settings = ClientSettings {
+        last_will: Some(Will::new(
+            presence(&w.alice),
+            b"alice offline".to_vec(),
+            true,
+        )),
+        ..w.device(&w.alice)
+    };
+    let mut alice = Probe::connect(&through, &w.alice, &settings).await?;
+    alice
+        .publish(&presence(&w.alice), b"alice online", true)
+        .await?;
+    assert_eq!(text(&watcher.next_publish().await?), "alice online");
+    network.cut();
+    let will = watcher.next_publish().await?;
+    assert_eq!(
+        (will.topic.clone(), text(&will)),
+        (presence(&w.alice), "alice offline".to_owned())
+    );
+
+    let (network, through) = proxy_to(w, 2).await?;
+    let forger = ClientSettings {
+        last_will: Some(Will::new(
+            presence(&w.bob),
+            b"bob offline (forged)".to_vec(),
+            true,
+        )),
+        ..w.device(&w.alice)
+    };
+    // nats-server 2.9 accepts the CONNECT and drops the will when the connection dies.
+    let _forger = Probe::connect(&through, &w.alice, &forger).await?;
+    network.cut();
+    let violation = format!(
+        "Publish Violation - User \"{}\", Subject \"tandem.v1.dev.{}.presence\"",
+        w.alice, w.bob
+    );
+    let started = std::time::Instant::now();
+    while !w.logs().contains(&violation) {
+        assert!(started.elapsed() < WAIT, "no {violation:?} logged");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    bob.publish(&presence(&w.bob), b"bob marker", true).await?;
+    let seen = until_marker(&mut watcher, "bob marker").await?;
+    assert_eq!(
+        seen.iter().map(text).collect::<Vec<_>>(),
+        ["bob marker"],
+        "the forged will reached Carol"
+    );
+    for node in 0..3 {
+        assert_eq!(
+            retained_once(w, &w.carol, node, &[presence(&w.bob)], &["bob marker"]).await?,
+            ["bob marker"],
+            "node {node}"
+        );
+    }
+    Ok(())
+}
+
 /// The cluster refuses a wrong password, an unknown user and another device's password at
 /// CONNACK, on every node; a device's own login is accepted. Plain MQTT to the TLS port gets
 /// no CONNACK.
@@ -695,6 +787,7 @@ mod nats_cluster {
         a_device_reads_its_own_inbox_across_nodes_and_what_was_queued_while_away,
         a_device_cannot_subscribe_to_another_devices_inbox_or_to_everything,
         forged_device_lists_and_presence_never_reach_a_reader,
+        a_last_will_is_published_on_the_devices_own_presence_only,
         logins_that_are_not_a_devices_own_are_refused,
         anonymous_clients_use_pairing_topics_only,
         a_client_id_takeover_kicks_the_owner_off_but_leaks_nothing,
