@@ -27,8 +27,9 @@
 //! - It cannot tie the client id to the username: a device connecting with another device's
 //!   client id takes that device's session over (the owner is disconnected), but the
 //!   session's subscription to the owner's inbox is refused by the intruder's permissions:
-//!   nothing leaks, and the owner gets its messages when it comes back. A denial of service,
-//!   not a leak.
+//!   nothing leaks, and the owner gets its messages when it comes back. With a clean session,
+//!   though, the intruder discards the owner's session and queued messages. A denial of
+//!   service, not a leak (README: "What NATS cannot do").
 
 use std::time::Duration;
 
@@ -675,6 +676,48 @@ async fn a_pairing_client_with_a_devices_client_id_leaves_that_devices_session_a
     Ok(())
 }
 
+/// The worse side of the same limit, kept here so that the README's warning stays true: Bob,
+/// logged in as himself, connecting with Alice's client id and a clean session while she is
+/// away discards her session and the message queued in it. She comes back to no session and
+/// never gets that message. (Still no leak: Bob received nothing.)
+async fn a_clean_session_with_another_devices_client_id_discards_its_queue(
+    w: &World,
+) -> Result<()> {
+    let mut alice = w.connect(&w.alice, 0).await?;
+    alice.subscribe(&inbox(&w.alice), QoS::AtLeastOnce).await?;
+    alice.disconnect().await?;
+    let mut carol = w.connect(&w.carol, 2).await?;
+    carol
+        .publish(&inbox(&w.alice), b"queued for alice", false)
+        .await?;
+
+    let wipe = ClientSettings {
+        clean_session: true,
+        ..w.device(&w.bob)
+    };
+    let mut intruder = Probe::connect(w.cluster.url(1), &w.alice, &wipe).await?;
+    assert!(!intruder.session_present());
+    assert!(
+        intruder
+            .next_publish_within(Duration::from_secs(1))
+            .await
+            .is_err(),
+        "the intruder read Alice's inbox"
+    );
+    intruder.disconnect().await?;
+
+    let mut alice = w.connect(&w.alice, 1).await?;
+    assert!(
+        !alice.session_present(),
+        "Alice's session survived: NATS now protects it; update the README"
+    );
+    alice.subscribe(&inbox(&w.alice), QoS::AtLeastOnce).await?;
+    carol.publish(&inbox(&w.alice), b"marker", false).await?;
+    let seen = until_marker(&mut alice, "marker").await?;
+    assert_eq!(seen.iter().map(text).collect::<Vec<_>>(), ["marker"]);
+    Ok(())
+}
+
 /// An operator registers a device after the cluster started (the README's script run again,
 /// then a reload of every node): refused before, accepted on every node after, without a
 /// restart; the devices registered before still log in.
@@ -791,6 +834,7 @@ mod nats_cluster {
         logins_that_are_not_a_devices_own_are_refused,
         anonymous_clients_use_pairing_topics_only,
         a_client_id_takeover_kicks_the_owner_off_but_leaks_nothing,
+        a_clean_session_with_another_devices_client_id_discards_its_queue,
         a_pairing_client_with_a_devices_client_id_leaves_that_devices_session_alone,
         a_device_registered_later_logs_in_after_a_reload,
     );
