@@ -157,7 +157,8 @@ impl NatsCluster {
     /// users file from `logins` with the shipped `tandem-nats-users` script, runs each node
     /// with the shipped `nats-node.conf` (only ports, paths and route hosts changed), and
     /// returns once every node accepts an anonymous MQTT session over TLS (the pairing user:
-    /// JetStream has a leader, the certificate and the users file are loaded). URLs are
+    /// JetStream has a leader, the certificate and the users file are loaded) and node 1 the
+    /// first of `logins` (the devices' account has made its MQTT streams). URLs are
     /// `mqtts://`; clients trust [`Self::tls_trust`].
     ///
     /// # Errors

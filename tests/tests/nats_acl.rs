@@ -31,10 +31,10 @@
 //!   though, the intruder discards the owner's session and queued messages. A denial of
 //!   service, not a leak (README: "What NATS cannot do").
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use rumqttc::{AsyncClient, ConnectReturnCode, ConnectionError, Event, Packet, Publish, QoS};
-use std::net::SocketAddr;
 use tandem_crypto::broker_auth::{BrokerSecret, device_password};
 use tandem_crypto::{AccountId, DeviceId};
 
