@@ -827,6 +827,21 @@ mod tests {
             &std::fs::metadata(&users).unwrap().permissions(),
         );
         assert_eq!(mode & 0o777, 0o600);
+
+        // A user line it did not write (edited by hand) stops it instead of being dropped.
+        let edited = after.replace(
+            &format!("\"efgh-0\", password: \"{password}\""),
+            "\"efgh-0\", password: \"$2a$11$hashedbyhand\"",
+        );
+        std::fs::write(&users, &edited).unwrap();
+        let refused = users_script(&users, &format!("ijkl-0:{password}\n"));
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert_eq!(refused.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains("a user this script did not write"),
+            "{stderr}"
+        );
+        assert_eq!(std::fs::read_to_string(&users).unwrap(), edited);
     }
 
     #[test]
