@@ -83,6 +83,10 @@ pub struct NatsCluster {
     // Declared before `dir`: the processes die before their folders are removed.
     nodes: Vec<Process>,
     urls: Vec<BrokerUrl>,
+    /// Each node's cluster (route) address, in node order.
+    routes: Vec<SocketAddr>,
+    /// Each node's monitoring (HTTP) address: the deployed flavour's only.
+    monitoring: Vec<SocketAddr>,
     /// The deployed flavour's CA (PEM); `None` for the plain one.
     ca_pem: Option<Vec<u8>>,
     dir: TempDir,
@@ -143,6 +147,8 @@ impl NatsCluster {
         let cluster = Self {
             nodes,
             urls,
+            routes,
+            monitoring: Vec::new(),
             ca_pem: None,
             dir,
         };
@@ -191,20 +197,17 @@ impl NatsCluster {
             let routes: Vec<SocketAddr> = ports.iter().map(|p| p.cluster).collect();
             let mut nodes = Vec::with_capacity(NODES);
             let mut urls = Vec::with_capacity(NODES);
+            let mut monitoring = Vec::with_capacity(NODES);
             for (index, node) in ports.iter().enumerate() {
                 let name = format!("n{}", index + 1);
-                let text = deployed_config_text(
-                    &shipped_text,
-                    &name,
-                    *node,
-                    free_port()?,
-                    &routes,
-                    dir.path(),
-                )
-                .map_err(|reason| Error::Io {
-                    what: format!("adapt {} for the test", conf_path.display()),
-                    source: std::io::Error::new(std::io::ErrorKind::InvalidData, reason),
-                })?;
+                let http = free_port()?;
+                monitoring.push(http);
+                let text =
+                    deployed_config_text(&shipped_text, &name, *node, http, &routes, dir.path())
+                        .map_err(|reason| Error::Io {
+                            what: format!("adapt {} for the test", conf_path.display()),
+                            source: std::io::Error::new(std::io::ErrorKind::InvalidData, reason),
+                        })?;
                 let config = dir.path().join(format!("{name}.conf"));
                 std::fs::write(&config, text).map_err(io(format!("write {}", config.display())))?;
                 nodes.push(Process {
@@ -235,6 +238,8 @@ impl NatsCluster {
             let cluster = Self {
                 nodes,
                 urls,
+                routes,
+                monitoring,
                 ca_pem: Some(ca_pem),
                 dir,
             };
@@ -248,6 +253,18 @@ impl NatsCluster {
             }
             return Ok(cluster);
         }
+    }
+
+    /// Each node's cluster (route) address, in node order.
+    #[must_use]
+    pub fn route_addrs(&self) -> &[SocketAddr] {
+        &self.routes
+    }
+
+    /// Node `node`'s monitoring (HTTP) address: `None` for the plain cluster, which has none.
+    #[must_use]
+    pub fn monitoring_addr(&self, node: usize) -> Option<SocketAddr> {
+        self.monitoring.get(node).copied()
     }
 
     /// The deployed cluster's CA certificate (PEM); empty for the plain cluster.

@@ -24,6 +24,8 @@
 //! - Anonymous clients are the pairing user, in an account of its own: MQTT sessions are
 //!   per account, so their client ids never reach a device's session.
 //! - Sessions and queued messages follow a device across nodes and survive a lost node.
+//! - Routes use mutual TLS with the private CA: a node with another CA's certificate, or
+//!   without TLS, cannot join.
 //! - It cannot tie the client id to the username: a device connecting with another device's
 //!   client id takes that device's session over (the owner is disconnected), but the
 //!   session's subscription to the owner's inbox is refused by the intruder's permissions:
@@ -39,7 +41,8 @@ use tandem_crypto::broker_auth::{BrokerSecret, device_password};
 use tandem_crypto::{AccountId, DeviceId};
 
 use tandem_net::{BrokerUrl, ClientSettings, Credentials, Scheme, Will, mqtt_options};
-use tandem_tests::{NatsCluster, Probe, Result, TcpProxy, WAIT};
+use tandem_tests::mosquitto::shipped_config_dir;
+use tandem_tests::{ChildGuard, NatsCluster, Probe, Result, TcpProxy, WAIT};
 
 /// Three devices of two accounts on a three-node cluster: Alice's desktop, Bob's phone and
 /// Carol's desktop, each logging in with the password its account's broker secret derives.
@@ -718,6 +721,122 @@ async fn a_clean_session_with_another_devices_client_id_discards_its_queue(
     Ok(())
 }
 
+/// How many routes node `node` has, from its monitoring endpoint (`/routez`).
+fn routes_of(w: &World, node: usize) -> u64 {
+    use std::io::{Read, Write};
+    let addr = w.cluster.monitoring_addr(node).unwrap();
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    write!(
+        stream,
+        "GET /routez HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let body = response.split("\r\n\r\n").nth(1).unwrap();
+    let routez: serde_json::Value = serde_json::from_str(body).unwrap();
+    routez["num_routes"].as_u64().unwrap()
+}
+
+/// A free 127.0.0.1 port.
+fn free_port() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// Routes use mutual TLS with the deployment's private CA: a node that dials the cluster's
+/// route ports with a certificate of another CA (and checks nothing itself), or without TLS,
+/// is turned away at the handshake and never becomes a route; the cluster keeps its two
+/// routes per node.
+async fn a_node_without_a_certificate_of_the_ca_cannot_join_the_cluster(w: &World) -> Result<()> {
+    for node in 0..3 {
+        assert_eq!(routes_of(w, node), 2, "node {node} before");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("other-ca");
+    let made = std::process::Command::new("bash")
+        .arg(shipped_config_dir().join("make-certs.sh"))
+        .arg(&certs)
+        .arg("127.0.0.1")
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{made:?}");
+    let routes: Vec<String> = w
+        .cluster
+        .route_addrs()
+        .iter()
+        .map(|r| format!("nats-route://{r}"))
+        .collect();
+    let file = |name: &str| format!("{:?}", certs.join(name).display().to_string());
+    let other_ca = format!(
+        "tls {{ cert_file: {}, key_file: {}, ca_file: {}, insecure: true }}",
+        file("server.crt"),
+        file("server.key"),
+        file("ca.crt")
+    );
+    let binary = std::env::var("TANDEM_NATS_SERVER").unwrap_or_else(|_| "nats-server".into());
+    let handshake_errors = || w.logs().matches("TLS route handshake error").count();
+    let before = handshake_errors();
+    let mut rogues = Vec::new();
+    for (name, tls) in [("other-ca", other_ca.as_str()), ("plain", "")] {
+        let config = dir.path().join(format!("{name}.conf"));
+        let log = dir.path().join(format!("{name}.log"));
+        std::fs::write(
+            &config,
+            format!(
+                "server_name: rogue-{name}\nlisten: {}\nlog_file: {:?}\n\
+                 cluster {{\n  name: tandem\n  listen: {}\n  {tls}\n  routes: [{}]\n}}\n",
+                free_port(),
+                log.display().to_string(),
+                free_port(),
+                routes.join(", ")
+            ),
+        )
+        .unwrap();
+        rogues.push(ChildGuard::spawn(
+            std::process::Command::new(&binary)
+                .arg("-c")
+                .arg(&config)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null()),
+        )?);
+    }
+    // Each rogue dials all three nodes: wait for the nodes to have turned away both rogues'
+    // first attempts, then give them a moment more.
+    let started = std::time::Instant::now();
+    while handshake_errors() < before + 6 {
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "{} handshake errors since the rogues started\n{}",
+            handshake_errors() - before,
+            w.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    for node in 0..3 {
+        assert_eq!(routes_of(w, node), 2, "node {node} with the rogues about");
+    }
+    let logs = w.logs();
+    for turned_away in [
+        "TLS route handshake error: tls: failed to verify client certificate: x509: certificate signed by unknown authority",
+        "TLS route handshake error: tls: first record does not look like a TLS handshake",
+    ] {
+        assert!(logs.contains(turned_away), "no {turned_away:?}\n{logs}");
+    }
+    drop(rogues);
+    // The cluster still works.
+    let mut alice = w.connect(&w.alice, 0).await?;
+    alice.subscribe(&inbox(&w.alice), QoS::AtLeastOnce).await?;
+    let mut bob = w.connect(&w.bob, 2).await?;
+    bob.publish(&inbox(&w.alice), b"still here", false).await?;
+    assert_eq!(text(&alice.next_publish().await?), "still here");
+    Ok(())
+}
+
 /// An operator registers a device after the cluster started (the README's script run again,
 /// then a reload of every node): refused before, accepted on every node after, without a
 /// restart; the devices registered before still log in.
@@ -837,5 +956,6 @@ mod nats_cluster {
         a_clean_session_with_another_devices_client_id_discards_its_queue,
         a_pairing_client_with_a_devices_client_id_leaves_that_devices_session_alone,
         a_device_registered_later_logs_in_after_a_reload,
+        a_node_without_a_certificate_of_the_ca_cannot_join_the_cluster,
     );
 }
