@@ -11,7 +11,9 @@
 #   ca.key      the CA's private key: keep it offline, it can mint server certificates
 #   ca.crt      the CA certificate: what clients trust (TlsTrust / the pairing offer)
 #   server.key  the broker's private key (mosquitto.conf: keyfile)
-#   server.crt  the broker's certificate, signed by the CA (mosquitto.conf: certfile)
+#   server.crt  the broker's certificate, signed by the CA (mosquitto.conf: certfile); it
+#               serves as a TLS client certificate too (clientAuth): the nodes of a NATS
+#               cluster show it to each other on their routes (nats-node.conf)
 # Keys are ECDSA P-256; the CA is valid 10 years, the server certificate 825 days.
 set -euo pipefail
 
@@ -48,7 +50,7 @@ openssl req -new -key server.key -subj "/CN=$subject" -out server.csr
 printf '%s\n' \
   "basicConstraints=critical,CA:FALSE" \
   "keyUsage=critical,digitalSignature" \
-  "extendedKeyUsage=serverAuth" \
+  "extendedKeyUsage=serverAuth,clientAuth" \
   "subjectAltName=$san" >server.ext
 openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -sha256 \
   -days 825 -extfile server.ext -out server.crt

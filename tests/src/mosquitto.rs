@@ -182,7 +182,7 @@ impl Process {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    fn pid(&self) -> Option<u32> {
+    pub(crate) fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
     }
 
@@ -672,7 +672,7 @@ fn find_passwd_binary() -> Result<PathBuf> {
 }
 
 /// Runs the shipped `make-certs.sh` into `out` for the host 127.0.0.1.
-fn make_certs(shipped: &Path, out: &Path) -> Result<()> {
+pub(crate) fn make_certs(shipped: &Path, out: &Path) -> Result<()> {
     let script = shipped.join("make-certs.sh");
     run(
         Command::new("bash").arg(&script).arg(out).arg("127.0.0.1"),
@@ -709,7 +709,7 @@ fn add_logins(passwd_binary: &Path, dir: &Path, logins: &[Credentials]) -> Resul
 }
 
 /// `username:password` lines, refusing what the password file format cannot hold.
-fn password_lines(logins: &[Credentials]) -> Result<String, String> {
+pub(crate) fn password_lines(logins: &[Credentials]) -> Result<String, String> {
     let mut text = String::new();
     for login in logins {
         let (user, password) = (&login.username, login.password.expose());
@@ -727,7 +727,7 @@ fn password_lines(logins: &[Credentials]) -> Result<String, String> {
 }
 
 /// Runs a helper program to completion; a failure carries its output.
-fn run(command: &mut Command, what: &str) -> Result<()> {
+pub(crate) fn run(command: &mut Command, what: &str) -> Result<()> {
     let output = command
         .stdin(Stdio::null())
         .output()

@@ -273,7 +273,8 @@ mod tests {
         assert_eq!(names[1], format!("{account}-1"));
         for name in &names {
             assert!(
-                name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'),
+                name.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'),
                 "{name}"
             );
             assert_eq!(name.matches('-').count(), 1, "{name}");

@@ -613,7 +613,10 @@ impl Engine {
                 w.put_identity(identity::BROKER_CA, pem)?;
             }
             if login {
-                w.put_identity(identity::BROKER_USERNAME, id.device.broker_name().as_bytes())?;
+                w.put_identity(
+                    identity::BROKER_USERNAME,
+                    id.device.broker_name().as_bytes(),
+                )?;
             } else {
                 w.delete_identity(identity::BROKER_USERNAME)?;
             }
