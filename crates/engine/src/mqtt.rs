@@ -6,6 +6,11 @@
 //! Received QoS 1 publishes are acknowledged by the owner with [`Connection::ack`] once their
 //! effects are committed to the store: a process killed before that gets them again from its
 //! persistent session.
+//!
+//! A full request queue is backpressure, not a failure: `rumqttc` stops taking requests while
+//! its in-flight window waits for the broker's acknowledgements (a slow broker, a cluster
+//! electing a new leader), and the requests that find no room are held here, in order, and
+//! handed over as the loop takes them again.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
@@ -22,6 +27,8 @@ use crate::{Error, Result};
 
 /// Requests the client may queue before the loop takes them.
 const REQUEST_CAPACITY: usize = 1024;
+/// Held requests are logged (at debug) every this many.
+const HELD_WARNING: usize = 1024;
 /// How long a disconnect waits for the broker to acknowledge what was published.
 const FLUSH_WAIT: Duration = Duration::from_secs(3);
 /// How long a first connection may fail before the broker is declared unreachable.
@@ -35,6 +42,21 @@ const FAILOVER_AFTER: u32 = 2;
 
 /// One result of polling the event loop.
 type Polled = std::result::Result<Event, ConnectionError>;
+
+/// A request that found `rumqttc`'s request queue full, held until it has room.
+#[derive(Debug)]
+enum Held {
+    Publish {
+        topic: String,
+        qos: QoS,
+        retain: bool,
+        payload: Vec<u8>,
+        tag: Option<i64>,
+    },
+    Ack(Publish),
+    Subscribe(String),
+    Unsubscribe(String),
+}
 
 /// Events the driver task may poll ahead of its owner.
 const POLLED_CAPACITY: usize = 256;
@@ -166,6 +188,9 @@ pub(crate) struct Connection {
     /// A reconnection found no session on the broker: the publishes in flight were dropped
     /// by `rumqttc` and must be published again by their owner.
     lost_in_flight: bool,
+    /// Requests the request queue had no room for, oldest first (every later request waits
+    /// behind them, so that the broker sees them in the order they were made).
+    held: VecDeque<Held>,
 }
 
 impl std::fmt::Debug for Connection {
@@ -261,6 +286,7 @@ impl Connection {
             patient: false,
             reported: false,
             lost_in_flight: false,
+            held: VecDeque::new(),
         })
     }
 
@@ -338,10 +364,7 @@ impl Connection {
         }
         self.subscriptions.push(topic.to_owned());
         if self.connected || !self.ever_connected {
-            self.client
-                .try_subscribe(topic, QoS::AtLeastOnce)
-                .map_err(|e| self.queue_failed(&e))?;
-            self.subscribes_sent += 1;
+            self.request(Held::Subscribe(topic.to_owned()))?;
         }
         Ok(())
     }
@@ -349,15 +372,15 @@ impl Connection {
     /// Whether the broker has acknowledged every subscription sent: messages published to
     /// those topics from now on reach this client.
     pub(crate) fn subscriptions_settled(&self) -> bool {
-        self.connected && self.subacks >= self.subscribes_sent
+        self.connected
+            && self.subacks >= self.subscribes_sent
+            && !self.held.iter().any(|h| matches!(h, Held::Subscribe(_)))
     }
 
     /// Stops a subscription.
     pub(crate) fn unsubscribe(&mut self, topic: &str) -> Result<()> {
         self.subscriptions.retain(|t| t != topic);
-        self.client
-            .try_unsubscribe(topic)
-            .map_err(|e| self.queue_failed(&e))
+        self.request(Held::Unsubscribe(topic.to_owned()))
     }
 
     /// Publishes at QoS 1.
@@ -389,12 +412,69 @@ impl Connection {
         payload: Vec<u8>,
         tag: Option<i64>,
     ) -> Result<()> {
-        self.client
-            .try_publish(topic, qos, retain, payload)
-            .map_err(|e| self.queue_failed(&e))?;
-        self.queued_tags.push_back(tag);
-        if qos != QoS::AtMostOnce {
-            self.published += 1;
+        self.request(Held::Publish {
+            topic: topic.to_owned(),
+            qos,
+            retain,
+            payload,
+            tag,
+        })
+    }
+
+    /// Hands `request` to the request queue, or holds it (behind any held before it) while
+    /// the queue is full.
+    fn request(&mut self, request: Held) -> Result<()> {
+        self.held.push_back(request);
+        self.hand_over_held()
+    }
+
+    /// Hands the held requests over, oldest first, until the queue is full again.
+    fn hand_over_held(&mut self) -> Result<()> {
+        while let Some(request) = self.held.pop_front() {
+            let offered = match &request {
+                Held::Publish {
+                    topic,
+                    qos,
+                    retain,
+                    payload,
+                    ..
+                } => self
+                    .client
+                    .try_publish(topic.as_str(), *qos, *retain, payload.clone()),
+                Held::Ack(publish) => self.client.try_ack(publish),
+                Held::Subscribe(topic) => {
+                    self.client.try_subscribe(topic.as_str(), QoS::AtLeastOnce)
+                }
+                Held::Unsubscribe(topic) => self.client.try_unsubscribe(topic.as_str()),
+            };
+            match offered {
+                Ok(()) => match request {
+                    Held::Publish { qos, tag, .. } => {
+                        self.queued_tags.push_back(tag);
+                        if qos != QoS::AtMostOnce {
+                            self.published += 1;
+                        }
+                    }
+                    Held::Subscribe(_) => self.subscribes_sent += 1,
+                    Held::Ack(_) | Held::Unsubscribe(_) => {}
+                },
+                // Full (the loop stopped taking requests while its in-flight window waits
+                // for acknowledgements): held until the loop moves again. A queue whose loop
+                // is gone fails the next poll instead.
+                Err(rumqttc::ClientError::TryRequest(_)) => {
+                    if self.held.len() >= HELD_WARNING
+                        && self.held.len().is_multiple_of(HELD_WARNING)
+                    {
+                        tracing::debug!(
+                            held = self.held.len() + 1,
+                            "requests held: the queue is full"
+                        );
+                    }
+                    self.held.push_front(request);
+                    return Ok(());
+                }
+                Err(e) => return Err(self.queue_failed(&e)),
+            }
         }
         Ok(())
     }
@@ -427,10 +507,8 @@ impl Connection {
     }
 
     /// Acknowledges a received publish (after its effects are stored).
-    pub(crate) fn ack(&self, publish: &Publish) -> Result<()> {
-        self.client
-            .try_ack(publish)
-            .map_err(|e| self.queue_failed(&e))
+    pub(crate) fn ack(&mut self, publish: &Publish) -> Result<()> {
+        self.request(Held::Ack(publish.clone()))
     }
 
     /// Ends the connection cleanly: waits (a little) until the broker has acknowledged every
@@ -478,6 +556,7 @@ impl Connection {
     /// is an error.
     pub(crate) async fn next(&mut self, deadline: Option<Instant>) -> Result<Incoming> {
         loop {
+            self.hand_over_held()?;
             let polled = match deadline {
                 Some(at) => match tokio::time::timeout_at(at, self.poll()).await {
                     Ok(polled) => polled,
@@ -512,22 +591,23 @@ impl Connection {
                     self.last_error = None;
                     // The first connection sends the subscriptions queued before it; a
                     // reconnection renews them all (a broker that restarted has none).
-                    let renew = if reconnected {
-                        self.subscriptions.as_slice()
-                    } else {
-                        &[]
-                    };
-                    for topic in renew {
-                        self.client
-                            .try_subscribe(topic.as_str(), QoS::AtLeastOnce)
-                            .map_err(|e| self.queue_failed(&e))?;
-                    }
                     if reconnected {
                         // Acks of the lost connection will not come; its unacknowledged
                         // publishes are sent again by rumqttc.
                         self.subacks = 0;
-                        self.subscribes_sent = renew.len() as u64;
+                        self.subscribes_sent = 0;
                         self.pubacks = self.pubacks.min(self.published);
+                        // Subscriptions still held go with the renewal below.
+                        self.held.retain(|h| !matches!(h, Held::Subscribe(_)));
+                        let renew: Vec<Held> = self
+                            .subscriptions
+                            .iter()
+                            .cloned()
+                            .map(Held::Subscribe)
+                            .collect();
+                        for request in renew {
+                            self.request(request)?;
+                        }
                     }
                     return Ok(Incoming::Connected);
                 }

@@ -1,5 +1,6 @@
-//! A connection given several brokers: it fails over, says which broker it is on, and carries
-//! on there. Real embedded brokers on loopback.
+//! One connection to real embedded brokers on loopback: it fails over between the brokers of
+//! a list, says which broker it is on and carries on there; a full request queue holds
+//! requests in order instead of failing.
 
 use std::time::Duration;
 
@@ -115,4 +116,62 @@ fn a_bad_entry_in_a_broker_list_is_refused_before_connecting() {
             "{bad}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishes_beyond_the_request_queue_are_held_in_order_and_all_go_out() {
+    let broker = local_broker();
+    let url = broker.url().to_string();
+    let mut reader = Connection::new(&url, "held-reader", true).unwrap();
+    reader.subscribe("tandem/test/held").unwrap();
+    until(&mut reader, "the reader's subscription", |i| {
+        matches!(i, Incoming::SubAck)
+    })
+    .await;
+
+    // More publishes than the request queue holds, all made before the writer's loop takes
+    // any (as when it waits on the broker's acknowledgements): none is refused.
+    let count = REQUEST_CAPACITY * 2 + 10;
+    let mut writer = Connection::new(&url, "held-writer", false).unwrap();
+    for i in 0..count {
+        let tag = i64::try_from(i).unwrap();
+        writer
+            .publish_tagged("tandem/test/held", tag.to_be_bytes().to_vec(), tag)
+            .unwrap();
+    }
+    assert!(
+        writer.held.len() >= count - REQUEST_CAPACITY,
+        "{}",
+        writer.held.len()
+    );
+
+    // Every one is acknowledged, with its own tag, and the reader gets them in order.
+    let mut acked = std::collections::BTreeSet::new();
+    let deadline = Instant::now() + WAIT * 4;
+    while acked.len() < count {
+        match writer.next(Some(deadline)).await.unwrap() {
+            Incoming::PubAck(Some(tag)) => assert!(acked.insert(tag), "tag {tag} twice"),
+            Incoming::Timeout => panic!("{} of {count} acknowledged", acked.len()),
+            _ => {}
+        }
+    }
+    assert!(writer.held.is_empty());
+    let mut received = Vec::with_capacity(count);
+    while received.len() < count {
+        match reader.next(Some(deadline)).await.unwrap() {
+            Incoming::Publish(p) => {
+                let bytes: [u8; 8] = p.payload.as_ref().try_into().unwrap();
+                received.push(i64::from_be_bytes(bytes));
+                reader.ack(&p).unwrap();
+            }
+            Incoming::Timeout => panic!("{} of {count} received", received.len()),
+            _ => {}
+        }
+    }
+    let want: Vec<i64> = (0..i64::try_from(count).unwrap()).collect();
+    assert_eq!(received, want);
+    drop((writer, reader));
+    tokio::task::spawn_blocking(move || broker.stop())
+        .await
+        .unwrap();
 }
