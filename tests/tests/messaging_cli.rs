@@ -15,7 +15,10 @@
 //! cut while the desktop sends; a phone started while its broker is down; a desktop that was
 //! off gets everything when it comes back; a linked desktop learns a new contact; typing and
 //! presence (Last Will); with two brokers listed, every device fails over to the second when
-//! the first dies.
+//! the first dies. Then on a three-node NATS JetStream cluster, each device on a node of its
+//! own: messages, receipts, typing and presence across nodes; linking and a 10k-message
+//! history sync; the desktop's node killed in the middle of a thousand-message burst (every
+//! message once on every device), then that node restarted and another stopped.
 //!
 //! Every wait is bounded and every failure shows what the programs printed. Every process a
 //! story starts is stopped before it ends (a failing story kills them on drop).
@@ -31,13 +34,16 @@ use serde_json::Value;
 use tandem_engine::{Engine, Reply, Request};
 use tandem_store::{KeychainUse, Store};
 use tandem_tests::cli::{Background, BrokerProcess, Home, Run};
-use tandem_tests::{Mosquitto, MosquittoOptions, TcpProxy};
+use tandem_tests::{Mosquitto, MosquittoOptions, NatsCluster, TcpProxy};
 
 /// Longest wait for one expected step (a command, an event, a link).
 const STEP: Duration = Duration::from_secs(30);
 /// Longest wait for a burst of a thousand messages to land everywhere (debug builds on two
 /// shared cores).
 const BURST: Duration = Duration::from_secs(90);
+/// Longest wait for a burst to land after a cluster node was killed under it: what was in
+/// flight through that node comes again once the cluster's `ack_wait` runs out.
+const CLUSTER_LANDING: Duration = Duration::from_secs(180);
 /// How many messages a burst holds.
 const BURST_SIZE: usize = 1000;
 /// The desktop's name.
@@ -192,6 +198,11 @@ impl Device {
     /// Links a new desktop to `phone` through `broker` by the CLI: `tandem link` shows its
     /// code, `tandem-phone scan --link ... --yes` takes it, and the (empty) history syncs.
     fn desktop_of(phone: &Device, broker: &str) -> Self {
+        Self::desktop_of_within(phone, broker, STEP)
+    }
+
+    /// [`Device::desktop_of`], the link and its history sync given up to `timeout`.
+    fn desktop_of_within(phone: &Device, broker: &str, timeout: Duration) -> Self {
         let home = must(Home::new());
         let mut link = must(home.spawn_companion([
             "--json",
@@ -211,9 +222,9 @@ impl Device {
                     .home
                     .spawn_phone(["--json", "scan", "--link", &link_text, "--yes"]),
             )
-            .finish(STEP),
+            .finish(timeout),
         );
-        let linked = must(link.finish(STEP));
+        let linked = must(link.finish(timeout));
         assert!(scanned.success(), "{scanned}");
         assert!(linked.success(), "{linked}");
         let events = linked.json_lines().unwrap_or_else(|e| panic!("{e}"));
@@ -1132,4 +1143,290 @@ fn with_two_brokers_listed_every_device_fails_over_when_the_first_dies() {
     }
     stop_broker(second);
     took("9 failover to the second broker", started);
+}
+
+// ---------------------------------------------------------------------------------------
+// Stories 10 to 12: a three-node NATS JetStream cluster, every device on a node of its own.
+
+/// Every node of `cluster` as one broker list, starting at node `first` (a device's list
+/// names its own node first and the others after it, in order).
+fn nodes_from(cluster: &NatsCluster, first: usize) -> String {
+    (0..tandem_tests::nats::NODES)
+        .map(|i| cluster.url(first + i).to_string())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Alice's phone on node 1, her desktop on node 2, Bob's phone on node 3, each listing all
+/// three nodes from its own. The phone starts with the desktop's order, links it (the offer
+/// hands the desktop that list; the code meets on node 2), then takes its own order.
+fn world_on(cluster: &NatsCluster, history: usize, link_within: Duration) -> World {
+    let alice = Device::phone("Alice", &nodes_from(cluster, 1));
+    let bob = Device::phone("Bob", &nodes_from(cluster, 2));
+    befriend(&alice, &bob);
+    if history > 0 {
+        let messages = history.to_string();
+        ok(alice.cli(&[
+            "generate",
+            "--chats",
+            "20",
+            "--messages",
+            &messages,
+            "--seed",
+            "11",
+        ]));
+    }
+    let desktop = Device::desktop_of_within(&alice, &cluster.url(1).to_string(), link_within);
+    ok(alice.cli(&["broker", "--url", &nodes_from(cluster, 0)]));
+    World {
+        alice,
+        bob,
+        desktop,
+    }
+}
+
+/// Starts the three runs and checks that each is online on its own node:
+/// `[alice, bob, desktop]`.
+fn run_on_nodes(world: &World, cluster: &NatsCluster) -> [Session; 3] {
+    let mut sessions = [
+        world.alice.start(),
+        world.bob.start(),
+        world.desktop.start(),
+    ];
+    for (session, node) in sessions.iter_mut().zip([0, 2, 1]) {
+        let online = session.next("online", STEP, |e| is_event(e, "online"));
+        assert_eq!(
+            online["broker"],
+            cluster.url(node).to_string(),
+            "{} is not on node {}: {online}",
+            session.who,
+            node + 1
+        );
+    }
+    sessions
+}
+
+/// Waits until `session` says it is online on node `node` of `cluster` (after a failover).
+fn online_on(session: &mut Session, cluster: &NatsCluster, node: usize) {
+    let url = cluster.url(node).to_string();
+    session.next(&format!("online on node {}", node + 1), BURST, |e| {
+        is_event(e, "online") && e["broker"] == url.as_str()
+    });
+}
+
+#[test]
+fn on_a_cluster_devices_on_three_nodes_exchange_messages_receipts_and_presence() {
+    let started = Instant::now();
+    let cluster = must(NatsCluster::start());
+    let world = world_on(&cluster, 0, STEP);
+    let (alice, bob, desktop) = (&world.alice, &world.bob, &world.desktop);
+    let status = desktop.json(&["status"]);
+    assert_eq!(
+        status["brokers"],
+        serde_json::json!(nodes_from(&cluster, 1).split(',').collect::<Vec<_>>()),
+        "the desktop got the phone's list, its own node first: {status}"
+    );
+    let [mut alice_run, mut bob_run, mut desktop_run] = run_on_nodes(&world, &cluster);
+
+    // Bob (node 3) is online: the desktop (node 2) hears it from his retained presence.
+    let is_bob = |online: bool| {
+        let device = bob.id.clone();
+        move |e: &Value| {
+            is_event(e, "presence") && e["device"] == device.as_str() && e["online"] == online
+        }
+    };
+    desktop_run.find("Bob online", STEP, is_bob(true));
+
+    // Bob writes: both of Alice's devices show it, each on its own node.
+    let hello = "Hello from node 3";
+    let sent = bob.json(&["send", "Alice", hello, "--wait"]);
+    let on_desktop = desktop_run.message(hello, STEP);
+    let on_phone = alice_run.message(hello, STEP);
+    assert_eq!(on_desktop["id"], sent["id"], "{on_desktop}");
+    assert_eq!(on_phone["id"], sent["id"], "{on_phone}");
+
+    // Bob types; the desktop sees it.
+    bob.json(&["typing", "Alice"]);
+    let typing = desktop_run.next("Bob typing", STEP, |e| is_event(e, "typing"));
+    assert_eq!(typing["from"], "Bob", "{typing}");
+
+    // Alice answers from the desktop; Bob reads it: the desktop's ticks go delivered, read.
+    let answer = "Hello from node 2";
+    let answered = desktop.json(&["send", "Bob", answer, "--wait"]);
+    let answer_id = text(&answered, "id").to_owned();
+    let on_bob = bob_run.message(answer, STEP);
+    assert_eq!(on_bob["id"], answer_id.as_str(), "{on_bob}");
+    let on_phone = alice_run.message(answer, STEP);
+    assert_eq!(on_phone["from_me"], true, "{on_phone}");
+    bob.json(&["read", "Alice"]);
+    let receipt = |status: &'static str| {
+        let id = answer_id.clone();
+        move |e: &Value| is_event(e, "receipt") && e["id"] == id.as_str() && e["status"] == status
+    };
+    desktop_run.find("the read receipt", STEP, receipt("read"));
+    let events = desktop_run.events();
+    let at = |status: &'static str| events.iter().position(receipt(status));
+    assert!(
+        at("delivered").is_some() && at("delivered") < at("read"),
+        "the desktop's receipts for {answer_id} are not `delivered` then `read`: {events:?}"
+    );
+
+    // Bob's phone dies: his node publishes his Last Will, the desktop's node delivers it.
+    bob_run.kill();
+    desktop_run.next("Bob offline", STEP, is_bob(false));
+
+    let want = [hello.to_owned(), answer.to_owned()];
+    assert_exactly(
+        "the desktop's chat with Bob",
+        &desktop.history("Bob", 10),
+        &want,
+    );
+    assert_exactly("Alice's chat with Bob", &alice.history("Bob", 10), &want);
+    assert_exactly("Bob's chat with Alice", &bob.history("Alice", 10), &want);
+    for run in [alice_run, desktop_run] {
+        run.stop();
+    }
+    took(
+        "10 a cluster: three nodes, messages, receipts, presence",
+        started,
+    );
+}
+
+#[test]
+fn on_a_cluster_a_desktop_links_and_syncs_ten_thousand_messages() {
+    const HISTORY: usize = 10_000;
+    let started = Instant::now();
+    let cluster = must(NatsCluster::start());
+    let world = world_on(&cluster, HISTORY, BURST * 2);
+    let (alice, desktop) = (&world.alice, &world.desktop);
+    eprintln!(
+        "story 11: linked and synced {HISTORY} messages through the cluster after {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+
+    // The desktop holds the phone's whole history: every chat with the same messages.
+    let on_phone = alice.json(&["status"]);
+    let on_desktop = desktop.json(&["status"]);
+    assert_eq!(on_desktop["sync"]["state"], "complete", "{on_desktop}");
+    assert_eq!(on_desktop["messages"], HISTORY, "{on_desktop}");
+    assert_eq!(on_desktop["messages"], on_phone["messages"], "{on_phone}");
+    assert_eq!(on_desktop["chats"], on_phone["chats"], "{on_phone}");
+    let chats = alice.json(&["chats"]);
+    for chat in chats.as_array().unwrap().iter().take(3) {
+        let name = text(chat, "name");
+        let ids = |device: &Device| -> Vec<String> {
+            device
+                .history(name, 50)
+                .iter()
+                .map(|m| text(m, "id").to_owned())
+                .collect()
+        };
+        assert_eq!(ids(alice), ids(desktop), "the chat {name:?} differs");
+    }
+    assert_store_intact(desktop.path());
+    took("11 a cluster: link and sync 10k", started);
+}
+
+#[test]
+fn on_a_cluster_a_node_dies_mid_burst_and_another_restarts_and_rejoins() {
+    let started = Instant::now();
+    let mut cluster = must(NatsCluster::start());
+    let world = world_on(&cluster, 0, STEP);
+    let (alice, bob, desktop) = (&world.alice, &world.bob, &world.desktop);
+    let [mut alice_run, mut bob_run, mut desktop_run] = run_on_nodes(&world, &cluster);
+
+    // Bob (node 3) sends a thousand; once the desktop has shown 300, its node (2) is killed.
+    let sent = Arc::new(AtomicUsize::new(0));
+    let sender = burst(bob, "burst", Arc::clone(&sent));
+    let mut shown = 0;
+    while shown < 300 {
+        desktop_run.next("a message of the burst", BURST, |e| is_event(e, "message"));
+        shown += 1;
+    }
+    cluster.kill_node(1);
+    let killed = Instant::now();
+    let at_kill = sent.load(Ordering::SeqCst);
+    // The desktop moves on to the next node of its list (3), keeping its session there.
+    online_on(&mut desktop_run, &cluster, 2);
+    let moved = killed.elapsed();
+    let ids = sender.join().unwrap();
+    assert_eq!(ids.iter().collect::<BTreeSet<_>>().len(), BURST_SIZE);
+
+    // Every message lands once on every device. Those in flight through the killed node come
+    // again when the cluster's acknowledgement wait (`ack_wait`) runs out.
+    let want = texts("burst", BURST_SIZE);
+    let landing = Instant::now();
+    desktop.wait_for_history("Bob", BURST_SIZE, CLUSTER_LANDING);
+    alice.wait_for_history("Bob", BURST_SIZE, CLUSTER_LANDING);
+    let landed = landing.elapsed();
+    std::thread::sleep(Duration::from_millis(500));
+    assert_exactly(
+        "Alice's desktop",
+        &desktop.history("Bob", BURST_SIZE * 2),
+        &want,
+    );
+    assert_exactly(
+        "Alice's phone",
+        &alice.history("Bob", BURST_SIZE * 2),
+        &want,
+    );
+    assert_all_sent(bob, &want);
+    eprintln!(
+        "story 12: node 2 killed after the desktop showed {shown} ({at_kill} sent); the desktop \
+         was online on node 3 {} ms later; the last message landed {:.1} s after Bob's run had \
+         them all",
+        moved.as_millis(),
+        landed.as_secs_f64()
+    );
+
+    // Node 2 restarts and rejoins; then node 1 stops: Alice's phone moves to node 2, which
+    // must hold her session again, and the cluster (nodes 2 and 3) keeps working.
+    must(cluster.start_node(1));
+    must(cluster.stop_node(0));
+    online_on(&mut alice_run, &cluster, 1);
+    let after = "After the rejoin";
+    bob.json(&["send", "Alice", after]);
+    alice_run.message(after, BURST);
+    desktop_run.message(after, BURST);
+    let reply = "Heard you on the rejoined node";
+    alice.json(&["send", "Bob", reply]);
+    bob_run.message(reply, BURST);
+    // A history page holds at most a thousand: the newest page shows the two, the store's
+    // count shows nothing else came.
+    for device in [alice, desktop] {
+        let status = eventually(
+            &format!("{}: both messages after the rejoin", device.who),
+            BURST,
+            || {
+                let status = device.json(&["status"]);
+                let count = status["messages"].as_u64().unwrap_or(0);
+                (
+                    (count >= BURST_SIZE as u64 + 2).then(|| status.clone()),
+                    format!("{count}"),
+                )
+            },
+        );
+        assert_eq!(
+            status["messages"],
+            BURST_SIZE + 2,
+            "{}: {status}",
+            device.who
+        );
+        let newest = device.history("Bob", 3);
+        let newest: Vec<&str> = newest.iter().map(|m| text(m, "text")).collect();
+        assert_eq!(newest, ["burst 999", after, reply], "{}", device.who);
+    }
+    let newest = bob.history("Alice", 2);
+    let newest: Vec<&str> = newest.iter().map(|m| text(m, "text")).collect();
+    assert_eq!(newest, [after, reply], "Bob's chat with Alice");
+
+    for run in [alice_run, bob_run, desktop_run] {
+        run.stop();
+    }
+    assert_store_intact(desktop.path());
+    assert_store_intact(alice.path());
+    took(
+        "12 a cluster: a node dies mid-burst, another restarts",
+        started,
+    );
 }
