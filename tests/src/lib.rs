@@ -2,7 +2,8 @@
 //!
 //! - [`Mosquitto`] / [`Embedded`] / [`TestBroker`] ([`mosquitto`], [`brokers`]): brokers on
 //!   free 127.0.0.1 ports, stopped on drop, so one suite runs against each.
-//! - [`Probe`] ([`mqtt`]): an MQTT client whose calls wait for the broker's answers.
+//! - [`Probe`] ([`mqtt`]): an MQTT client whose calls wait for the broker's answers;
+//!   [`acl`]: derived device logins, topics and connect outcomes for the broker-rule stories.
 //! - [`TcpProxy`] ([`proxy`]): a connection a test can freeze or cut.
 //! - [`bin`] / [`ChildGuard`] ([`process`]): the workspace's binaries, and processes that die
 //!   with the test.
@@ -14,6 +15,7 @@
 //! `TANDEM_SKIP_MOSQUITTO=1` is set (see [`Mosquitto::start_or_skip`]). The app tests need
 //! `Xvfb`, `dbus-daemon`, `dbus-monitor` and `WebKitWebDriver`: a missing one fails them.
 
+pub mod acl;
 pub mod app;
 pub mod brokers;
 pub mod cli;

@@ -746,16 +746,34 @@ pub(crate) fn run(command: &mut Command, what: &str) -> Result<()> {
     })
 }
 
-/// Two distinct free 127.0.0.1 ports (both held while the second is found).
+/// Two distinct free 127.0.0.1 ports.
 fn two_free_ports() -> Result<(SocketAddr, SocketAddr)> {
-    let bind =
-        || TcpListener::bind("127.0.0.1:0").map_err(io("bind 127.0.0.1:0 to find a free port"));
-    let (first, second) = (bind()?, bind()?);
-    let addr = |l: &TcpListener| {
-        l.local_addr()
-            .map_err(io("read the port bound on 127.0.0.1:0"))
-    };
-    Ok((addr(&first)?, addr(&second)?))
+    let ports = free_ports(2)?;
+    match ports.as_slice() {
+        [first, second] => Ok((*first, *second)),
+        _ => Err(Error::Io {
+            what: "find two free ports".to_owned(),
+            source: std::io::Error::other("fewer ports than asked for"),
+        }),
+    }
+}
+
+/// `count` distinct free 127.0.0.1 ports: every one is held until all are found, so that
+/// none is handed out twice (ports found one at a time can repeat: the kernel gives a port
+/// just released again).
+pub(crate) fn free_ports(count: usize) -> Result<Vec<SocketAddr>> {
+    let listeners = (0..count)
+        .map(|_| {
+            TcpListener::bind("127.0.0.1:0").map_err(io("bind 127.0.0.1:0 to find a free port"))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    listeners
+        .iter()
+        .map(|l| {
+            l.local_addr()
+                .map_err(io("read the port bound on 127.0.0.1:0"))
+        })
+        .collect()
 }
 
 /// The shipped `mosquitto.conf` (the device broker) adapted to a test: its listener bound to

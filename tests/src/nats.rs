@@ -31,7 +31,7 @@ use tempfile::TempDir;
 
 use crate::error::{Error, Result, io};
 use crate::mosquitto::{
-    Process, find_program, free_port, make_certs, password_lines, run, shipped_config_dir, tail,
+    Process, find_program, free_ports, make_certs, password_lines, run, shipped_config_dir, tail,
 };
 use crate::mqtt::Probe;
 
@@ -68,12 +68,24 @@ struct Ports {
 }
 
 impl Ports {
-    fn free() -> Result<Self> {
-        Ok(Self {
-            client: free_port()?,
-            cluster: free_port()?,
-            mqtt: free_port()?,
-        })
+    /// The ports of every node of a cluster, and one more per node (`extra`, e.g. for
+    /// monitoring), all distinct.
+    fn free_for_cluster() -> Result<Vec<(Self, SocketAddr)>> {
+        let found = free_ports(NODES * 4)?;
+        Ok(found
+            .chunks_exact(4)
+            .filter_map(|four| match *four {
+                [client, cluster, mqtt, extra] => Some((
+                    Self {
+                        client,
+                        cluster,
+                        mqtt,
+                    },
+                    extra,
+                )),
+                _ => None,
+            })
+            .collect())
     }
 }
 
@@ -118,10 +130,10 @@ impl NatsCluster {
             .prefix("tandem-nats-")
             .tempdir()
             .map_err(io("create a temporary directory for the NATS cluster"))?;
-        let mut ports = Vec::with_capacity(NODES);
-        for _ in 0..NODES {
-            ports.push(Ports::free()?);
-        }
+        let ports: Vec<Ports> = Ports::free_for_cluster()?
+            .into_iter()
+            .map(|(ports, _)| ports)
+            .collect();
         let routes: Vec<SocketAddr> = ports.iter().map(|p| p.cluster).collect();
         let mut nodes = Vec::with_capacity(NODES);
         let mut urls = Vec::with_capacity(NODES);
@@ -190,17 +202,14 @@ impl NatsCluster {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let mut ports = Vec::with_capacity(NODES);
-            for _ in 0..NODES {
-                ports.push(Ports::free()?);
-            }
-            let routes: Vec<SocketAddr> = ports.iter().map(|p| p.cluster).collect();
+            let ports = Ports::free_for_cluster()?;
+            let routes: Vec<SocketAddr> = ports.iter().map(|(p, _)| p.cluster).collect();
             let mut nodes = Vec::with_capacity(NODES);
             let mut urls = Vec::with_capacity(NODES);
             let mut monitoring = Vec::with_capacity(NODES);
-            for (index, node) in ports.iter().enumerate() {
+            for (index, (node, http)) in ports.iter().enumerate() {
                 let name = format!("n{}", index + 1);
-                let http = free_port()?;
+                let http = *http;
                 monitoring.push(http);
                 let text =
                     deployed_config_text(&shipped_text, &name, *node, http, &routes, dir.path())

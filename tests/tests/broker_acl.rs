@@ -27,13 +27,11 @@
 
 use std::time::Duration;
 
-use rumqttc::{
-    AsyncClient, ConnectReturnCode, ConnectionError, Event, Packet, Publish, QoS, TlsConfiguration,
-    Transport,
-};
-use tandem_crypto::broker_auth::{BrokerSecret, device_password};
-use tandem_crypto::{AccountId, DeviceId};
+use rumqttc::{ConnectReturnCode, QoS, TlsConfiguration, Transport};
 use tandem_net::{BrokerUrl, ClientSettings, Credentials, Scheme, Will, mqtt_options};
+use tandem_tests::acl::{
+    Outcome, connect_outcome, device_name, devices, inbox, login, presence, text, until_marker,
+};
 use tandem_tests::mosquitto::DeployedMosquitto;
 use tandem_tests::{Probe, Result, TcpProxy, WAIT};
 
@@ -47,27 +45,9 @@ struct World {
 }
 
 impl World {
-    fn secret(device: &str) -> BrokerSecret {
-        // One secret per account (the text before the dot).
-        let account = device.split('.').next().unwrap();
-        let mut bytes = [0u8; 32];
-        for (b, a) in bytes.iter_mut().zip(account.bytes().cycle()) {
-            *b = a;
-        }
-        BrokerSecret::from_bytes(&bytes)
-    }
-
-    fn login(device: &str) -> Credentials {
-        let password = device_password(&Self::secret(device), device);
-        Credentials::new(device, password.into_zeroizing())
-    }
-
     fn start() -> Option<Self> {
-        let device = |account: u8, index| {
-            DeviceId::new(AccountId::from_bytes([account; 16]), index).broker_name()
-        };
-        let (alice, bob, carol) = (device(1, 1), device(2, 0), device(3, 1));
-        let logins = [&alice, &bob, &carol].map(|d| Self::login(d));
+        let (alice, bob, carol) = (device_name(1, 1), device_name(2, 0), device_name(3, 1));
+        let logins = [&alice, &bob, &carol].map(|d| login(d));
         let broker = DeployedMosquitto::start_or_skip(&logins).unwrap()?;
         Some(Self {
             broker,
@@ -81,7 +61,7 @@ impl World {
     /// session.
     fn device(&self, device: &str) -> ClientSettings {
         ClientSettings {
-            credentials: Some(Self::login(device)),
+            credentials: Some(login(device)),
             tls: Some(self.broker.tls_trust()),
             keep_alive: Duration::from_secs(5),
             ..ClientSettings::default()
@@ -104,62 +84,6 @@ impl World {
         };
         Probe::connect(self.broker.pairing_url(), client_id, &settings).await
     }
-}
-
-fn inbox(device: &str) -> String {
-    format!("tandem/v1/dev/{device}/in")
-}
-
-fn devices(device: &str) -> String {
-    format!("tandem/v1/dev/{device}/devices")
-}
-
-fn presence(device: &str) -> String {
-    format!("tandem/v1/dev/{device}/presence")
-}
-
-fn text(publish: &Publish) -> String {
-    String::from_utf8_lossy(&publish.payload).into_owned()
-}
-
-/// Everything `probe` receives up to and including the publish whose payload is `marker`.
-/// Mosquitto delivers a client's messages in order, so anything published to it before the
-/// marker has arrived by then.
-async fn until_marker(probe: &mut Probe, marker: &str) -> Result<Vec<Publish>> {
-    let mut seen = Vec::new();
-    loop {
-        let publish = probe.next_publish().await?;
-        let done = text(&publish) == marker;
-        seen.push(publish);
-        if done {
-            return Ok(seen);
-        }
-    }
-}
-
-/// How a connection attempt ends: the broker's CONNACK code, or the error before one.
-#[derive(Debug)]
-enum Outcome {
-    Connack(ConnectReturnCode),
-    Failed(String),
-}
-
-/// Connects once with `settings` and reports how the broker answered.
-async fn connect_outcome(url: &BrokerUrl, client_id: &str, settings: &ClientSettings) -> Outcome {
-    let options = mqtt_options(url, client_id, settings).unwrap();
-    let (_client, mut events) = AsyncClient::new(options, 10);
-    let polled = tokio::time::timeout(WAIT, async {
-        loop {
-            match events.poll().await {
-                Ok(Event::Incoming(Packet::ConnAck(ack))) => return Outcome::Connack(ack.code),
-                Ok(_) => {}
-                Err(ConnectionError::ConnectionRefused(code)) => return Outcome::Connack(code),
-                Err(other) => return Outcome::Failed(format!("{other:?}: {other}")),
-            }
-        }
-    })
-    .await;
-    polled.unwrap_or_else(|_| Outcome::Failed("no answer within the wait".to_owned()))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -303,12 +227,12 @@ async fn logins_that_are_not_a_devices_own_are_refused(w: &World) -> Result<()> 
             "a wrong password",
             with(Some(Credentials::new(w.alice.as_str(), "0".repeat(64)))),
         ),
-        ("an unknown user", with(Some(World::login("mallory-1")))),
+        ("an unknown user", with(Some(login("mallory-1")))),
         (
             "Bob's password as Alice",
             with(Some(Credentials::new(
                 w.alice.as_str(),
-                World::login(&w.bob).password,
+                login(&w.bob).password,
             ))),
         ),
         ("no credentials", with(None)),
@@ -566,13 +490,13 @@ async fn last_will_on_presence_is_published_when_the_connection_drops(w: &World)
 /// An operator registers a device after the broker started (the README's `-U`, append,
 /// reload): refused before, accepted after, without restarting.
 async fn a_device_registered_later_logs_in_after_a_reload(w: &World) -> Result<()> {
-    let newcomer = DeviceId::new(AccountId::from_bytes([1; 16]), 2).broker_name();
+    let newcomer = device_name(1, 2);
     let settings = w.device(&newcomer);
     assert!(matches!(
         connect_outcome(w.broker.device_url(), &newcomer, &settings).await,
         Outcome::Connack(ConnectReturnCode::NotAuthorized)
     ));
-    w.broker.register(&[World::login(&newcomer)]).unwrap();
+    w.broker.register(&[login(&newcomer)]).unwrap();
     let mut desktop = Probe::connect(w.broker.device_url(), &newcomer, &settings).await?;
     desktop
         .subscribe(&inbox(&newcomer), QoS::AtLeastOnce)

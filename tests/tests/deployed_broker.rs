@@ -138,12 +138,15 @@ fn a_desktop_paired_anonymously_logs_in_with_what_the_offer_gave_it() {
     ])));
     wait_for_message(&mut bob_run, "Answered from the desktop");
 
-    // The broker saw the desktop log in as itself (username = its device id).
+    // The broker saw the desktop log in as itself (username = its broker name, the device id
+    // `{account}.{index}` as `{account}-{index}`).
     let device = status["device"].as_str().unwrap();
+    let (account, index) = device.rsplit_once('.').unwrap();
+    let name = format!("{account}-{index}");
     assert!(
-        broker.log().contains(&format!("as {device} "))
-            || broker.log().contains(&format!("u'{device}'")),
-        "the broker log shows {device} logging in:\n{}",
+        broker.log().contains(&format!("as {name} "))
+            || broker.log().contains(&format!("u'{name}'")),
+        "the broker log shows {name} logging in:\n{}",
         broker.log()
     );
 }

@@ -36,11 +36,12 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use rumqttc::{AsyncClient, ConnectReturnCode, ConnectionError, Event, Packet, Publish, QoS};
-use tandem_crypto::broker_auth::{BrokerSecret, device_password};
-use tandem_crypto::{AccountId, DeviceId};
+use rumqttc::{ConnectReturnCode, QoS};
 
-use tandem_net::{BrokerUrl, ClientSettings, Credentials, Scheme, Will, mqtt_options};
+use tandem_net::{BrokerUrl, ClientSettings, Credentials, Scheme, Will};
+use tandem_tests::acl::{
+    Outcome, connect_outcome, device_name, devices, inbox, login, presence, text, until_marker,
+};
 use tandem_tests::mosquitto::shipped_config_dir;
 use tandem_tests::{ChildGuard, NatsCluster, Probe, Result, TcpProxy, WAIT};
 
@@ -54,28 +55,9 @@ struct World {
 }
 
 impl World {
-    fn secret(device: &str) -> BrokerSecret {
-        // One secret per account (the text before the dash).
-        let account = device.split('-').next().unwrap();
-        let mut bytes = [0u8; 32];
-        for (b, a) in bytes.iter_mut().zip(account.bytes().cycle()) {
-            *b = a;
-        }
-        BrokerSecret::from_bytes(&bytes)
-    }
-
-    fn login(device: &str) -> Credentials {
-        let password = device_password(&Self::secret(device), device);
-        Credentials::new(device, password.into_zeroizing())
-    }
-
-    fn name(account: u8, index: u32) -> String {
-        DeviceId::new(AccountId::from_bytes([account; 16]), index).broker_name()
-    }
-
     fn start() -> Self {
-        let (alice, bob, carol) = (Self::name(1, 1), Self::name(2, 0), Self::name(3, 1));
-        let logins = [&alice, &bob, &carol].map(|d| Self::login(d));
+        let (alice, bob, carol) = (device_name(1, 1), device_name(2, 0), device_name(3, 1));
+        let logins = [&alice, &bob, &carol].map(|d| login(d));
         let cluster = NatsCluster::deployed(&logins).unwrap();
         Self {
             cluster,
@@ -89,7 +71,7 @@ impl World {
     /// session.
     fn device(&self, device: &str) -> ClientSettings {
         ClientSettings {
-            credentials: Some(Self::login(device)),
+            credentials: Some(login(device)),
             tls: Some(self.cluster.tls_trust()),
             keep_alive: Duration::from_secs(5),
             ..ClientSettings::default()
@@ -151,35 +133,6 @@ impl World {
     }
 }
 
-fn inbox(device: &str) -> String {
-    format!("tandem/v1/dev/{device}/in")
-}
-
-fn devices(device: &str) -> String {
-    format!("tandem/v1/dev/{device}/devices")
-}
-
-fn presence(device: &str) -> String {
-    format!("tandem/v1/dev/{device}/presence")
-}
-
-fn text(publish: &Publish) -> String {
-    String::from_utf8_lossy(&publish.payload).into_owned()
-}
-
-/// Everything `probe` receives up to and including the publish whose payload is `marker`.
-async fn until_marker(probe: &mut Probe, marker: &str) -> Result<Vec<Publish>> {
-    let mut seen = Vec::new();
-    loop {
-        let publish = probe.next_publish().await?;
-        let done = text(&publish) == marker;
-        seen.push(publish);
-        if done {
-            return Ok(seen);
-        }
-    }
-}
-
 /// The retained messages of `topics` a fresh reader (`device`'s login) on `node` gets, once
 /// they are `expected`: NATS 2.9 copies retained messages to the other nodes a moment after
 /// the publish, so a reader on another node may first see an older state.
@@ -229,31 +182,6 @@ async fn refused(probe: &mut Probe, filter: &str) -> bool {
             true
         }
     }
-}
-
-/// How a connection attempt ends: the broker's CONNACK code, or the error before one.
-#[derive(Debug)]
-enum Outcome {
-    Connack(ConnectReturnCode),
-    Failed(String),
-}
-
-/// Connects once with `settings` and reports how the broker answered.
-async fn connect_outcome(url: &BrokerUrl, client_id: &str, settings: &ClientSettings) -> Outcome {
-    let options = mqtt_options(url, client_id, settings).unwrap();
-    let (_client, mut events) = AsyncClient::new(options, 10);
-    let polled = tokio::time::timeout(WAIT, async {
-        loop {
-            match events.poll().await {
-                Ok(Event::Incoming(Packet::ConnAck(ack))) => return Outcome::Connack(ack.code),
-                Ok(_) => {}
-                Err(ConnectionError::ConnectionRefused(code)) => return Outcome::Connack(code),
-                Err(other) => return Outcome::Failed(format!("{other:?}: {other}")),
-            }
-        }
-    })
-    .await;
-    polled.unwrap_or_else(|_| Outcome::Failed("no answer within the wait".to_owned()))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -476,18 +404,18 @@ async fn logins_that_are_not_a_devices_own_are_refused(w: &World) -> Result<()> 
         credentials,
         ..w.device(&w.alice)
     };
-    let mallory = World::name(9, 1);
+    let mallory = device_name(9, 1);
     let cases = [
         (
             "a wrong password",
             with(Some(Credentials::new(w.alice.as_str(), "0".repeat(64)))),
         ),
-        ("an unknown user", with(Some(World::login(&mallory)))),
+        ("an unknown user", with(Some(login(&mallory)))),
         (
             "Bob's password as Alice",
             with(Some(Credentials::new(
                 w.alice.as_str(),
-                World::login(&w.bob).password,
+                login(&w.bob).password,
             ))),
         ),
         (
@@ -841,13 +769,13 @@ async fn a_node_without_a_certificate_of_the_ca_cannot_join_the_cluster(w: &Worl
 /// then a reload of every node): refused before, accepted on every node after, without a
 /// restart; the devices registered before still log in.
 async fn a_device_registered_later_logs_in_after_a_reload(w: &World) -> Result<()> {
-    let newcomer = World::name(1, 2);
+    let newcomer = device_name(1, 2);
     let settings = w.device(&newcomer);
     assert!(matches!(
         connect_outcome(w.cluster.url(0), &newcomer, &settings).await,
         Outcome::Connack(ConnectReturnCode::NotAuthorized)
     ));
-    w.cluster.register(&[World::login(&newcomer)]).unwrap();
+    w.cluster.register(&[login(&newcomer)]).unwrap();
     for node in 0..3 {
         let mut desktop = w.connect(&newcomer, node).await?;
         desktop
